@@ -1,0 +1,91 @@
+/*
+ * exec.h - the executor: turns a parsed statement of ours into action and a
+ * result, on behalf of one client session.
+ *
+ * Threads: exec_start/exec_cancel/exec_describe are called on the event-loop
+ * thread, and the completion callback is called there too. The executor never
+ * blocks the loop: catalog work runs on the worker pool (pool.h), and queries
+ * that must run as the client (privilege checks, user SELECTs) go through the
+ * session services the proxy provides below.
+ */
+#ifndef PGBR_EXEC_H
+#define PGBR_EXEC_H
+
+#include <stdbool.h>
+
+#include "pgbr/error.h"
+#include "pgbr/result.h"
+#include "pgbr/sql.h"
+
+/* Called with a result set (rows converted to text) or an error. Exactly one
+ * of rs/err is non-NULL. Ownership of rs passes to the callee; err is only
+ * valid during the call. */
+typedef void (*exec_query_cb)(void *arg, result_set *rs, pgbr_error *err);
+
+/*
+ * What the proxy offers the executor for one client session. All functions
+ * are called on the loop thread.
+ */
+typedef struct exec_session_ops {
+    /*
+     * Run one SQL statement with text parameters ($1..$n) on the client's
+     * own upstream session (so current_user, search_path, the open
+     * transaction are the client's). The callback gets the rows or the
+     * upstream's error. Safe to call only while the executor owns the
+     * session's turn (between exec_start and its completion callback).
+     */
+    void (*run_query)(void *session, const char *sql, int nparams, const char *const *params,
+                      exec_query_cb cb, void *arg);
+} exec_session_ops;
+
+/* The client session's state the executor may read. Strings are owned by the
+ * proxy and valid until the completion callback has been called. */
+typedef struct exec_session_info {
+    const char *user;             /* startup user */
+    const char *database;         /* startup database */
+    const char *application_name;
+    char txn_status;              /* upstream's last ReadyForQuery status: 'I', 'T' or 'E' */
+    const char *datestyle;        /* from the upstream's ParameterStatus, or NULL */
+    const char *timezone;
+    const char *intervalstyle;
+    const exec_session_ops *ops;
+    void *session;                /* opaque, passed back to ops */
+} exec_session_info;
+
+/* Parameter values bound to $1..$n (text format, NULL = SQL NULL). */
+typedef struct exec_params {
+    int n;
+    const char *const *values;
+} exec_params;
+
+/* Called once per exec_start with the outcome: rs on success (ownership
+ * passes to the callee), err on failure. notices (may be NULL) is a
+ * NULL-terminated array of NOTICE messages to send before the result. */
+typedef void (*exec_done_cb)(void *arg, result_set *rs, pgbr_error *err, const char *const *notices);
+
+typedef struct exec_request exec_request;
+
+/*
+ * Start executing stmt (owned by the caller, must stay valid until done is
+ * called). `text` is the statement's source text. Returns a handle usable with
+ * exec_cancel until done has been called; done may be called before
+ * exec_start returns.
+ */
+exec_request *exec_start(const sql_stmt *stmt, const char *text, const exec_params *params,
+                         const exec_session_info *info, exec_done_cb done, void *arg);
+
+/* Ask a running request to stop: it finishes with SQLSTATE 57014
+ * "canceling statement due to user request" as soon as it can. */
+void exec_cancel(exec_request *req);
+
+/* Forget a request whose client went away: done will not be called. */
+void exec_abandon(exec_request *req);
+
+/*
+ * The result columns of stmt, without running it (for Describe in the
+ * extended protocol). Returns a result set with no rows (has_rows false for
+ * statements that return none); caller frees.
+ */
+result_set *exec_describe(const sql_stmt *stmt);
+
+#endif
