@@ -88,4 +88,43 @@ void exec_abandon(exec_request *req);
  */
 result_set *exec_describe(const sql_stmt *stmt);
 
+/* ---------------------------------------------------------------------------
+ * Additions: configuration, and the finer points of the contract above
+ * ------------------------------------------------------------------------- */
+
+#define EXEC_DEFAULT_ADMIN_ROLE "pgbr_admin"
+
+typedef struct exec_config {
+    /* Superusers and members of this role administer pgbr: they see and
+     * control every user's jobs. NULL or "" = EXEC_DEFAULT_ADMIN_ROLE. The
+     * role need not exist (then only superusers are admins); pgbr never
+     * creates it. */
+    const char *admin_role;
+    /* This node's --node-id: mixed into job ids, shown as coordinator_id. */
+    int node_id;
+} exec_config;
+
+/*
+ * Set the executor's configuration (values are copied). Loop thread only:
+ * call at start and on SIGHUP; requests already running keep what they
+ * started with. exec_configure(NULL) restores the defaults and frees the
+ * copies (for a clean exit).
+ */
+void exec_configure(const exec_config *cfg);
+
+/*
+ * Notes on the functions above:
+ * - exec_start returns NULL when done was already called before it returned
+ *   (errors found without any I/O); exec_cancel and exec_abandon accept NULL.
+ * - After done has been called the handle is gone: do not cancel or abandon
+ *   it. Between exec_start and done, call at most one of exec_abandon (the
+ *   last use of the handle) or exec_cancel (which calls done with 57014
+ *   at once, unless done already ran).
+ * - The executor relies on run_query calling its callback exactly once,
+ *   also after the request was canceled or abandoned (with an error when the
+ *   session is gone); the request's memory is freed only then.
+ * - exec_params values are copied by exec_start; stmt and the info strings
+ *   are only read until done is called (or until exec_abandon returns).
+ */
+
 #endif

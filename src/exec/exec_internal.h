@@ -1,0 +1,97 @@
+/*
+ * exec_internal.h - what the executor's files (the .c files of src/exec) share: the
+ * request object, its lifetime rules, and the two ways a request waits
+ * (a query on the client's session, a task on the worker pool).
+ *
+ * Lifetime: a request is reference counted. exec_start holds one reference
+ * while it dispatches; every outstanding run_query or pool task holds one.
+ * A request is finished once done was called (or suppressed by
+ * exec_abandon); it is freed when it is finished and no reference is left.
+ * Continuations (exec_step_cb, exec_after_fn) run only while the request is
+ * not finished, so they may read stmt and info freely.
+ *
+ * Threads: everything here is loop-thread only, except the exec_work_fn of
+ * exec_submit, which runs on a worker and may touch only the request fields
+ * documented as worker-owned (the jobs state below).
+ */
+#ifndef PGBR_EXEC_INTERNAL_H
+#define PGBR_EXEC_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pgbr/exec.h"
+
+struct pg_conn;
+typedef struct exec_request exec_request;
+
+typedef void (*exec_step_cb)(exec_request *req, result_set *rs, pgbr_error *err);
+typedef void (*exec_work_fn)(exec_request *req, struct pg_conn *catalog_conn);
+typedef void (*exec_after_fn)(exec_request *req);
+
+/* State of a SHOW JOB(S) request. Filled on the loop thread before the pool
+ * task is submitted; the task then reads it and fills rs/err; the loop
+ * thread reads rs/err after the task is done. */
+typedef struct exec_jobs_state {
+    bool listing;            /* SHOW JOBS (not specific ids) */
+    char *current_user;      /* from the privilege query */
+    bool is_admin;
+    int64_t *ids;
+    int nids;
+    int ids_cap;
+    char *datestyle;         /* copies of the session's settings: the */
+    char *timezone;          /* worker may still read them after the */
+    char *intervalstyle;     /* proxy's strings are gone (cancel) */
+    result_set *rs;          /* worker output */
+    pgbr_error err;          /* worker output */
+} exec_jobs_state;
+
+struct exec_request {
+    int refs;
+    bool finished;
+    bool abandoned;
+    const sql_stmt *stmt;          /* valid while !finished */
+    exec_session_info info;        /* strings valid while !finished */
+    int nparams;
+    char **params;                 /* copies of the bound values (NULL = SQL NULL) */
+    exec_done_cb done;
+    void *done_arg;
+    char *admin_role;              /* configuration at exec_start */
+    int node_id;
+    exec_step_cb query_cb;         /* the outstanding run_query's continuation */
+    exec_work_fn work_fn;          /* the outstanding pool task */
+    exec_after_fn after_fn;
+    exec_jobs_state jobs;
+};
+
+/* Complete the request: done(rs) or done(err) unless already finished or
+ * abandoned. Takes ownership of rs. */
+void exec_finish(exec_request *req, result_set *rs, pgbr_error *err);
+/* Complete the request with a new error. */
+void exec_fail(exec_request *req, const char *sqlstate, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* 0A000 "<what> is not implemented yet". */
+void exec_fail_not_implemented(exec_request *req, const char *what);
+
+/* Run sql on the client's own session; cb runs later (or before this
+ * returns) unless the request finished meanwhile. */
+void exec_run_query(exec_request *req, const char *sql, int nparams, const char *const *params,
+                    exec_step_cb cb);
+/* Run work on a worker with its catalog connection, then after on the loop
+ * thread unless the request finished meanwhile. */
+void exec_submit(exec_request *req, exec_work_fn work, exec_after_fn after);
+
+/* Parse text as PostgreSQL's int8 input does (surrounding spaces allowed).
+ * Errors: 22P02 invalid input syntax, 22003 out of range. */
+bool exec_parse_int8(const char *text, int64_t *out, pgbr_error *err);
+
+/* The bound value of $n: *value is NULL for SQL NULL. False (err set,
+ * 08P01) when the statement was not given that many values. */
+bool exec_param_value(const exec_request *req, int n, const char **value, pgbr_error *err);
+
+/* SHOW [AUTOMATIC|CHANGEFEED] JOB(S) in every form (show_jobs.c). */
+void exec_show_jobs_start(exec_request *req);
+/* Free what exec_show_jobs_start allocated (show_jobs.c). */
+void exec_show_jobs_free(exec_jobs_state *jobs);
+
+#endif
