@@ -28,7 +28,9 @@ typedef enum sql_span_kind {
 
 typedef struct sql_span {
     size_t start;        /* byte offset of the statement's first byte (after leading space/comments) */
-    size_t end;          /* byte offset one past its last byte, excluding the terminating ';' */
+    size_t end;          /* byte offset one past its last byte, excluding the terminating ';'
+                          * (it is the ';' or the end of the query: trailing space/comments
+                          * stay inside, so an "end of input" error points at the ';') */
     sql_span_kind kind;
 } sql_span;
 
@@ -39,12 +41,21 @@ typedef struct sql_span {
  * statements are reported as SQL_SPAN_EMPTY. Never fails on unterminated
  * quotes/comments: the rest of the string becomes one statement (PostgreSQL
  * reports the error for forwarded text; sql_parse reports it for ours).
+ * Every ';'-terminated piece is a span; the piece after the last ';' is one
+ * only if it holds a token, or if it is all the query has (an empty or
+ * all-comment query gives one SQL_SPAN_EMPTY span). A ';' inside the
+ * BEGIN ... END body of CREATE FUNCTION/PROCEDURE does not split (psql's
+ * rule); standard_conforming_strings is assumed on. Out of memory gives
+ * *spans NULL and *nspans 0.
  */
 void sql_split(const char *query, size_t len, sql_span **spans, int *nspans);
 
 /*
  * Cheapest check: could any statement of this query be ours? False means the
- * whole query is certainly forwarded. True means call sql_split().
+ * whole query is certainly forwarded. True means call sql_split(). One pass
+ * looking for the words every statement of ours contains (backup, restore,
+ * job, schedule, external, pause, resume, cancel) in any case: never false
+ * for a query sql_split() would find a SQL_SPAN_OURS in.
  */
 bool sql_maybe_ours(const char *query, size_t len);
 
@@ -159,6 +170,7 @@ typedef struct sql_kv_option {
     char *name;          /* lower-cased */
     sql_string *value;   /* NULL when given without a value */
     int location;
+    sql_raw *expr;       /* value given as an expression (CONCURRENTLY = a_expr); value is NULL then */
 } sql_kv_option;
 
 typedef struct sql_kv_list {
@@ -207,8 +219,10 @@ typedef struct sql_restore {
     sql_targets targets;
     bool from_latest;                 /* FROM LATEST IN */
     sql_string *subdir;               /* FROM 's' IN; NULL with from_latest or the deprecated form */
-    int nlocalities;                  /* list_of_lists: outer list */
-    sql_string_list *from;            /* nlocalities lists of URIs; deprecated form: subdir NULL, !from_latest */
+    int nlocalities;                  /* list_of_lists: number of lists in from[] */
+    sql_string_list *from;            /* nlocalities lists of URIs, as written: IN ('a', 'b') is one
+                                       * list of two locality URIs; FROM 'a', 'b' (deprecated form:
+                                       * subdir NULL, !from_latest) is two lists, one per layer */
     bool deprecated_path_form;        /* RESTORE ... FROM list (no IN) */
     sql_raw *as_of;
     sql_restore_options options;
@@ -383,10 +397,20 @@ typedef struct sql_stmt {
  * position_base (so the caller can report positions relative to the whole
  * query string). Repeated options: 42601 "<option> option specified multiple
  * times"; unknown options are syntax errors at the option's position.
+ * The text ends at len or at a NUL byte, whichever comes first. Out of
+ * memory: NULL with SQLSTATE 53200. Thread-safe (no global state).
  */
 sql_stmt *sql_parse(const char *text, size_t len, int position_base, pgbr_error *err);
 
+/*
+ * Free a tree. Every pointer in it (strings, lists, raws, option values) is
+ * a separate malloc'd block, so a caller may replace one (free the old,
+ * malloc the new), e.g. to put a bound parameter value into a placeholder.
+ */
 void sql_stmt_free(sql_stmt *stmt);
+
+/* Deep copy of a tree (e.g. to bind parameters per execution). NULL when out of memory. */
+sql_stmt *sql_stmt_copy(const sql_stmt *stmt);
 
 /*
  * The statement's name as users see it in messages and command tags:
@@ -405,20 +429,20 @@ const char *sql_stmt_name(const sql_stmt *stmt);
  * redact, secrets become 'redacted': encryption_passphrase values and the URL
  * query parameters AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, CREDENTIALS,
  * BEARER_TOKEN, AZURE_ACCOUNT_KEY, AZURE_CLIENT_SECRET (also inside KMS URIs).
- * Returns malloc'd text.
+ * Returns malloc'd text (NULL when out of memory).
  */
 char *sql_stmt_deparse(const sql_stmt *stmt, bool redact);
 
 /*
  * Redact secret query parameters of one URI (see sql_stmt_deparse).
- * Returns malloc'd text.
+ * Returns malloc'd text (NULL when out of memory).
  */
 char *sql_redact_uri(const char *uri);
 
 /*
  * A stable, exhaustive dump of the tree for unit tests and debugging, e.g.
  * "(BACKUP targets=(DATABASES a b) dest=INTO (uri 'x') options=(detached))".
- * Returns malloc'd text.
+ * Returns malloc'd text (NULL when out of memory).
  */
 char *sql_stmt_dump(const sql_stmt *stmt);
 
