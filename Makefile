@@ -17,7 +17,7 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 OPT      ?= -O2
-CFLAGS_COMMON = -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror -Wno-missing-field-initializers \
+CFLAGS_COMMON = $(CFLAGS_EXTRA) -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror -Wno-missing-field-initializers \
            -Iinclude -I$(BUILD)/grammar $(PKG_CFLAGS)
 ifneq ($(SANITIZE),)
 CFLAGS_COMMON += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -101,4 +101,23 @@ bench-proxy: deps
 	contrib/bench/bench-proxy.sh
 
 clean:
-	rm -rf build build-asan bin
+	rm -rf build build-asan build-fuzz bin
+
+# libFuzzer targets for the parsers of untrusted bytes (clang). Each runs for
+# FUZZ_SECONDS; crashers land in regress/fuzz/crashers/ and become regression inputs.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := fuzz_sql fuzz_proto
+.PHONY: fuzz
+fuzz: deps
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang SANITIZE=1 \
+	    CFLAGS_EXTRA=-fsanitize=fuzzer-no-link $(patsubst %,build-fuzz/fuzz/%,$(FUZZ_TARGETS))
+	@for t in $(FUZZ_TARGETS); do \
+	    mkdir -p build-fuzz/corpus/$$t regress/fuzz/crashers/$$t; \
+	    echo "== $$t ($(FUZZ_SECONDS) s)"; \
+	    build-fuzz/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=regress/fuzz/crashers/$$t/ \
+	        build-fuzz/corpus/$$t regress/fuzz/crashers/$$t || exit 1; \
+	done
+
+$(BUILD)/fuzz/%: regress/fuzz/%.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -fsanitize=fuzzer $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LIBS)

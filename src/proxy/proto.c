@@ -519,8 +519,11 @@ bool proto_parse_data_row(const uint8_t *body, size_t len, int *ncols, char **va
     *ncols = n;
     for (int i = 0; i < n; i++) {
         int32_t l;
-        if (!proto_get_int32(body, len, &pos, &l) || l < -1 || (l > 0 && (size_t)l > len - pos))
+        if (!proto_get_int32(body, len, &pos, &l) || l < -1 || (l > 0 && (size_t)l > len - pos)) {
+            for (int k = 0; k < i && k < max; k++)
+                free(values[k]);
             return false;
+        }
         if (i < max) {
             if (l < 0)
                 values[i] = NULL;
@@ -533,7 +536,12 @@ bool proto_parse_data_row(const uint8_t *body, size_t len, int *ncols, char **va
         if (l > 0)
             pos += (size_t)l;
     }
-    return pos == len;
+    if (pos != len) {
+        for (int k = 0; k < n && k < max; k++)
+            free(values[k]);
+        return false;
+    }
+    return true;
 }
 
 bool proto_parse_error(const uint8_t *body, size_t len, proto_error_fields *out)

@@ -761,6 +761,10 @@ static void pump_upstream(session *s)
             local_run_if_ready(s);
         throttle_check(s, s->client, s->upstream, &s->upstream_throttled);
     }
+    /* The answer that completed the last forwarded entry may have been
+     * streamed: start the waiting local op once all of it is relayed. */
+    if (s->local != NULL && s->pending_head == NULL && s->upstream_remaining == 0)
+        local_run_if_ready(s);
 }
 
 static void upstream_read_cb(struct bufferevent *bev, void *arg)
