@@ -13,6 +13,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+
+#include "pgbr/catalog.h"
 #include "pgbr/config.h"
 #include "pgbr/exec.h"
 #include "pgbr/log.h"
@@ -33,6 +36,24 @@ static void apply_runtime_settings(const pgbr_config *cfg)
     ec.admin_role = cfg->admin_role;
     ec.node_id = cfg->node_id;
     exec_configure(&ec);
+}
+
+/*
+ * Create or migrate the catalog before accepting clients, so pgbr.jobs exists
+ * as soon as pgbr is reachable. Blocking is fine here: the loop is not running
+ * yet. If the upstream is not up, workers migrate on their first connection.
+ */
+static void migrate_catalog_at_start(const char *conninfo)
+{
+    pgbr_error err = PGBR_ERROR_INIT;
+    PGconn *conn = catalog_connect(conninfo, &err);
+    if (conn != NULL && catalog_migrate(conn, &err))
+        log_info("catalog schema \"pgbr\" is current");
+    else
+        log_warning("catalog not ready yet, workers will retry: %s", err.message ? err.message : "unknown error");
+    pgbr_error_clear(&err);
+    if (conn != NULL)
+        PQfinish(conn);
 }
 
 static void on_terminate(evutil_socket_t sig, short what, void *arg)
@@ -128,6 +149,7 @@ int main(int argc, char **argv)
     apply_runtime_settings(&config);
 
     conninfo = config_catalog_conninfo(&config);
+    migrate_catalog_at_start(conninfo);
     pc.workers = config.workers;
     pc.catalog_conninfo = conninfo;
     if (!pool_start(base, &pc)) {

@@ -177,7 +177,11 @@ static void test_encoders(void)
 
     proto_put_error(b, "ERROR", "42601", "syntax error at or near \"x\"", NULL, "a hint", 7);
     n = evbuffer_remove(b, buf, sizeof buf);
-    tap_ok(buf[0] == 'E' && ntohl(*(uint32_t *)(void *)(buf + 1)) == n - 1, "ErrorResponse framed");
+    {
+        uint32_t l;
+        memcpy(&l, buf + 1, 4);
+        tap_ok(buf[0] == 'E' && ntohl(l) == n - 1, "ErrorResponse framed");
+    }
     tap_ok(proto_parse_error(buf + 5, n - 5, &f) && strcmp(f.code, "42601") == 0 && strcmp(f.position, "7") == 0 &&
                strcmp(f.hint, "a hint") == 0,
            "ErrorResponse fields round-trip");

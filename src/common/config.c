@@ -335,6 +335,7 @@ char *config_catalog_conninfo(const pgbr_config *cfg)
     append_kv(&buf, &len, &cap, "host", cfg->upstream_host);
     append_kv(&buf, &len, &cap, "port", port);
     append_kv(&buf, &len, &cap, "application_name", "pgbr");
+    append_kv(&buf, &len, &cap, "connect_timeout", "10");
     if (cfg->job_dsn != NULL && cfg->job_dsn[0] != '\0') {
         size_t need = strlen(cfg->job_dsn) + 2;
         if (len + need + 1 > cap) {

@@ -23,6 +23,15 @@
 
 #define INTERNAL_NAME "__pgbr_internal__"
 
+/*
+ * PostgreSQL aborts a transaction (or an extended-protocol batch) when a
+ * statement in it fails. When one of ours fails inside one, pgbr makes the
+ * upstream transaction fail the same way, so the client sees the state it
+ * expects (25P02 afterwards, ReadyForQuery 'E', the batch rolled back).
+ */
+#define ABORT_SQL                                                                                       \
+    "DO $pgbr$BEGIN RAISE EXCEPTION 'transaction aborted because a pgbr statement failed'; END$pgbr$"
+
 static void run_simple_next(session *s);
 
 static struct evbuffer *client_out(session *s)
@@ -43,7 +52,10 @@ static void op_free(local_op *op)
     free(op->msg);
     free(op->query);
     free(op->spans);
-    sql_stmt_free(op->current_stmt);
+    if (op->stmts != NULL)
+        for (int i = 0; i < op->nspans; i++)
+            sql_stmt_free(op->stmts[i]);
+    free(op->stmts);
     pgbr_error_clear(&op->err);
     free(op->info_datestyle);
     free(op->info_timezone);
@@ -51,11 +63,12 @@ static void op_free(local_op *op)
     free(op);
 }
 
-static local_op *op_new(local_op_kind kind, uint8_t *msg, uint32_t len)
+static local_op *op_new(local_op_kind kind, const uint8_t *msg, uint32_t len)
 {
     local_op *op = calloc(1, sizeof *op);
     op->kind = kind;
-    op->msg = msg;
+    op->msg = malloc(len > 0 ? len : 1);
+    memcpy(op->msg, msg, len);
     op->msg_len = len;
     return op;
 }
@@ -244,7 +257,7 @@ static int classify_query(const char *query, size_t len, sql_span **spans_out, i
     return fwd == 0 ? 1 : -1;
 }
 
-void local_handle_query(session *s, uint8_t *body, uint32_t len)
+bool local_handle_query(session *s, const uint8_t *body, uint32_t len)
 {
     size_t qlen = strnlen((const char *)body, len);
     sql_span *spans = NULL;
@@ -253,10 +266,7 @@ void local_handle_query(session *s, uint8_t *body, uint32_t len)
     local_op *op;
     if (kind == 0) {
         free(spans);
-        session_forward_message(s, 'Q', body, len + 4);
-        session_push_pending(s, 'Q', false);
-        free(body);
-        return;
+        return false;
     }
     if (kind < 0) {
         free(spans);
@@ -265,18 +275,19 @@ void local_handle_query(session *s, uint8_t *body, uint32_t len)
         pgbr_error_hint(&op->err, "Send BACKUP, RESTORE, SHOW JOBS and the other pgbr statements as queries of "
                                   "their own. Nothing in this query was executed.");
         session_enqueue_local(s, op);
-        return;
+        return true;
     }
     op = op_new(LOP_SIMPLE_QUERY, body, len);
-    op->query = (char *)body;
+    op->query = (char *)op->msg;
     op->msg = NULL;
     op->query_len = qlen;
     op->spans = spans;
     op->nspans = nspans;
     session_enqueue_local(s, op);
+    return true;
 }
 
-bool local_handle_parse(session *s, uint8_t *body, uint32_t len)
+bool local_handle_parse(session *s, const uint8_t *body, uint32_t len)
 {
     proto_parse_msg pm;
     int kind, nonempty = 0;
@@ -316,7 +327,7 @@ duplicate:
     return true;
 }
 
-bool local_handle_bind(session *s, uint8_t *body, uint32_t len)
+bool local_handle_bind(session *s, const uint8_t *body, uint32_t len)
 {
     const char *portal, *statement;
     if (!proto_parse_bind_names(body, len, &portal, &statement))
@@ -329,7 +340,7 @@ bool local_handle_bind(session *s, uint8_t *body, uint32_t len)
     return true;
 }
 
-bool local_handle_describe(session *s, uint8_t *body, uint32_t len)
+bool local_handle_describe(session *s, const uint8_t *body, uint32_t len)
 {
     char kind;
     const char *name;
@@ -341,7 +352,7 @@ bool local_handle_describe(session *s, uint8_t *body, uint32_t len)
     return true;
 }
 
-bool local_handle_execute(session *s, uint8_t *body, uint32_t len)
+bool local_handle_execute(session *s, const uint8_t *body, uint32_t len)
 {
     const char *portal;
     int32_t max_rows;
@@ -351,7 +362,7 @@ bool local_handle_execute(session *s, uint8_t *body, uint32_t len)
     return true;
 }
 
-bool local_handle_close(session *s, uint8_t *body, uint32_t len)
+bool local_handle_close(session *s, const uint8_t *body, uint32_t len)
 {
     char kind;
     const char *name;
@@ -379,6 +390,44 @@ static void put_notices(session *s, const char *const *notices)
         proto_put_notice(client_out(s), notices[i]);
 }
 
+static void abort_done(void *arg, result_set *rs, pgbr_error *err)
+{
+    session *s = arg;
+    (void)err;   /* the error is the point */
+    if (rs)
+        result_set_free(rs);
+    if (s->phase != PHASE_READY || s->local == NULL)
+        return;
+    s->local->after_abort(s);
+}
+
+/* Report err for the running local op, abort the upstream transaction or
+ * batch if there is one, then continue with cont (which finishes the op). */
+static void fail_local(session *s, const pgbr_error *err, void (*cont)(void *s))
+{
+    put_pgbr_error(s, err);
+    if (s->txn_status == 'T' || s->upstream_unsynced) {
+        s->local->after_abort = cont;
+        local_run_query(s, ABORT_SQL, 0, NULL, abort_done, s);
+        return;
+    }
+    cont(s);
+}
+
+static void simple_after_error(void *sp)
+{
+    session *s = sp;
+    proto_put_ready(client_out(s), s->txn_status);
+    finish(s);
+}
+
+static void extended_after_error(void *sp)
+{
+    session *s = sp;
+    s->local_skipping = true;
+    finish(s);
+}
+
 static void simple_done(void *arg, result_set *rs, pgbr_error *err, const char *const *notices)
 {
     session *s = arg;
@@ -387,18 +436,44 @@ static void simple_done(void *arg, result_set *rs, pgbr_error *err, const char *
     op->exec_done_gen = op->exec_gen;
     put_notices(s, notices);
     if (err != NULL) {
-        put_pgbr_error(s, err);
         if (rs)
             result_set_free(rs);
-        proto_put_ready(client_out(s), s->txn_status);
-        finish(s);
+        fail_local(s, err, simple_after_error);
         return;
     }
     put_result(s, rs, true);
     result_set_free(rs);
-    sql_stmt_free(op->current_stmt);
-    op->current_stmt = NULL;
     run_simple_next(s);
+}
+
+/* The text a span's statement is parsed from: with its ';' when it has one,
+ * so errors at the end read "at or near \";\"" as PostgreSQL's do. */
+static size_t span_text_len(const local_op *op, const sql_span *sp)
+{
+    size_t len = sp->end - sp->start;
+    if (sp->end < op->query_len && op->query[sp->end] == ';')
+        len++;
+    return len;
+}
+
+/* PostgreSQL parses a whole query string before running any of it: a syntax
+ * error anywhere means nothing runs. */
+static bool parse_all(session *s, local_op *op)
+{
+    op->stmts = calloc((size_t)(op->nspans > 0 ? op->nspans : 1), sizeof(sql_stmt *));
+    for (int i = 0; i < op->nspans; i++) {
+        sql_span *sp = &op->spans[i];
+        pgbr_error err = PGBR_ERROR_INIT;
+        if (sp->kind == SQL_SPAN_EMPTY)
+            continue;
+        op->stmts[i] = sql_parse(op->query + sp->start, span_text_len(op, sp), char_count(op->query, sp->start), &err);
+        if (op->stmts[i] == NULL) {
+            fail_local(s, &err, simple_after_error);
+            pgbr_error_clear(&err);
+            return false;
+        }
+    }
+    return true;
 }
 
 static void run_simple_next(session *s)
@@ -406,49 +481,39 @@ static void run_simple_next(session *s)
     local_op *op = s->local;
     while (op->next_span < op->nspans && op->spans[op->next_span].kind == SQL_SPAN_EMPTY)
         op->next_span++;
-    if (op->next_span >= op->nspans || op->cancel_requested) {
-        if (op->cancel_requested && op->next_span < op->nspans)
-            proto_put_error(client_out(s), "ERROR", "57014", "canceling statement due to user request", NULL,
-                            NULL, 0);
+    if (op->cancel_requested && op->next_span < op->nspans) {
+        pgbr_error err = PGBR_ERROR_INIT;
+        pgbr_error_set(&err, "57014", "canceling statement due to user request");
+        fail_local(s, &err, simple_after_error);
+        pgbr_error_clear(&err);
+        return;
+    }
+    if (op->next_span >= op->nspans) {
         proto_put_ready(client_out(s), s->txn_status);
         finish(s);
         return;
     }
     {
-        sql_span *sp = &op->spans[op->next_span++];
-        const char *text = op->query + sp->start;
-        size_t tlen = sp->end - sp->start;
-        pgbr_error err = PGBR_ERROR_INIT;
-        char *stmt_text;
-        op->current_stmt = sql_parse(text, tlen, char_count(op->query, sp->start), &err);
-        if (op->current_stmt == NULL) {
-            put_pgbr_error(s, &err);
-            pgbr_error_clear(&err);
-            proto_put_ready(client_out(s), s->txn_status);
-            finish(s);
-            return;
-        }
+        int i = op->next_span++;
+        sql_span *sp = &op->spans[i];
+        char *stmt_text = strndup(op->query + sp->start, sp->end - sp->start);
+        exec_params none = { 0, NULL };
+        unsigned gen = ++op->exec_gen;
+        exec_request *req;
         fill_info(s, op);
-        stmt_text = strndup(text, tlen);
-        /* exec_start may call simple_done before it returns */
         op->req = NULL;
-        {
-            exec_params none = { 0, NULL };
-            unsigned gen = ++op->exec_gen;
-            /* exec_start may complete (and even start the next statement)
-             * before it returns: keep the handle only if still running */
-            exec_request *req = exec_start(op->current_stmt, stmt_text, &none, &op->info, simple_done, s);
-            free(stmt_text);
-            if (s->local == op && op->exec_done_gen < gen)
-                op->req = req;
-        }
+        /* exec_start may complete (and even start the next statement)
+         * before it returns: keep the handle only if still running */
+        req = exec_start(op->stmts[i], stmt_text, &none, &op->info, simple_done, s);
+        free(stmt_text);
+        if (s->local == op && op->exec_done_gen < gen)
+            op->req = req;
     }
 }
 
 static void extended_error(session *s, const pgbr_error *err)
 {
-    put_pgbr_error(s, err);
-    s->local_skipping = true;
+    fail_local(s, err, extended_after_error);
 }
 
 static void run_parse(session *s, local_op *op)
@@ -485,6 +550,7 @@ static void run_parse(session *s, local_op *op)
     st->next = s->stmts;
     s->stmts = st;
     proto_put_empty(client_out(s), '1');
+    finish(s);
 }
 
 static uint32_t param_type(const local_stmt *st, int i)
@@ -592,6 +658,7 @@ static void run_bind(session *s, local_op *op)
     p->next = s->portals;
     s->portals = p;
     proto_put_empty(client_out(s), '2');
+    finish(s);
     return;
 fail:
     extended_error(s, &err);
@@ -621,6 +688,7 @@ static void run_describe(session *s, local_op *op)
     else
         proto_put_empty(client_out(s), 'n');
     result_set_free(rs);
+    finish(s);
 }
 
 static void run_close(session *s, local_op *op)
@@ -633,6 +701,7 @@ static void run_close(session *s, local_op *op)
     else
         remove_portal(s, name);
     proto_put_empty(client_out(s), '3');
+    finish(s);
 }
 
 /* Send (the next part of) a portal's result, honouring Execute's row limit. */
@@ -664,11 +733,12 @@ static void execute_done(void *arg, result_set *rs, pgbr_error *err, const char 
     proto_parse_execute(op->msg, op->msg_len, &portal_name, &max_rows);
     p = find_portal(s, portal_name);
     if (err != NULL || p == NULL) {
-        if (err)
-            extended_error(s, err);
         if (rs)
             result_set_free(rs);
-        finish(s);
+        if (err)
+            extended_error(s, err);
+        else
+            finish(s);
         return;
     }
     p->executed = true;
@@ -712,30 +782,28 @@ void local_run_if_ready(session *s)
     op->started = true;
     switch (op->kind) {
     case LOP_ERROR_READY:
-        put_pgbr_error(s, &op->err);
-        proto_put_ready(client_out(s), s->txn_status);
-        finish(s);
+        fail_local(s, &op->err, simple_after_error);
         return;
     case LOP_SIMPLE_QUERY:
-        run_simple_next(s);
+        if (parse_all(s, op))
+            run_simple_next(s);
         return;
     case LOP_PARSE:
         run_parse(s, op);
-        break;
+        return;
     case LOP_BIND:
         run_bind(s, op);
-        break;
+        return;
     case LOP_DESCRIBE:
         run_describe(s, op);
-        break;
+        return;
     case LOP_CLOSE:
         run_close(s, op);
-        break;
+        return;
     case LOP_EXECUTE:
         run_execute(s, op);
         return;
     }
-    finish(s);
 }
 
 /* The local op was part of an extended batch the upstream rejected: PostgreSQL
@@ -784,6 +852,11 @@ void local_run_query(void *sp, const char *sql, int nparams, const char *const *
     iq->synced = !s->upstream_unsynced;
     s->internal = iq;
     out = bufferevent_get_output(s->upstream);
+    /* An earlier internal query that failed left its statement and portal
+     * behind (PostgreSQL skipped the Closes after the error): close them
+     * first. Closing what does not exist is not an error. */
+    proto_put_close(out, 'P', INTERNAL_NAME);
+    proto_put_close(out, 'S', INTERNAL_NAME);
     proto_put_parse(out, INTERNAL_NAME, sql);
     proto_put_bind_text(out, INTERNAL_NAME, INTERNAL_NAME, nparams, params);
     proto_put_describe(out, 'P', INTERNAL_NAME);
@@ -859,8 +932,8 @@ void local_internal_message(session *s, uint8_t type, const uint8_t *body, uint3
             internal_complete(s);
         break;
     }
-    case '3':
-        if (++iq->closes_seen == 2 && !iq->synced)
+    case '3':   /* two leading Closes, then the two final ones */
+        if (++iq->closes_seen == 4 && !iq->synced)
             internal_complete(s);
         break;
     case 'Z':

@@ -20,6 +20,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
@@ -77,6 +79,7 @@ void session_accept(struct event_base *base, int fd, bool over_limit)
 
 void session_close(session *s)
 {
+    s->phase = PHASE_CLOSING;   /* callbacks reached from here must not act */
     if (s->prev)
         s->prev->next = s->next;
     else if (all_sessions == s)
@@ -88,6 +91,8 @@ void session_close(session *s)
     local_free_all(s);
     if (s->resume_ev)
         event_free(s->resume_ev);
+    if (s->linger_ev)
+        event_free(s->linger_ev);
     if (s->client)
         bufferevent_free(s->client);
     if (s->upstream)
@@ -138,8 +143,6 @@ void session_send_fatal(session *s, const char *sqlstate, const char *message, c
         bufferevent_free(s->upstream);
         s->upstream = NULL;
     }
-    if (evbuffer_get_length(bufferevent_get_output(s->client)) == 0)
-        session_close(s);
 }
 
 /* ---- flow control ---- */
@@ -154,13 +157,49 @@ static void throttle_check(session *s, struct bufferevent *dst, struct buffereve
     (void)s;
 }
 
+/* Bytes still waiting to reach the client's socket: with TLS, the filter
+ * hands its output to the underlying socket bufferevent, which must drain too. */
+static size_t client_unsent(session *s)
+{
+    struct bufferevent *under = bufferevent_get_underlying(s->client);
+    return evbuffer_get_length(bufferevent_get_output(s->client)) +
+           (under ? evbuffer_get_length(bufferevent_get_output(under)) : 0);
+}
+
+static void linger_cb(evutil_socket_t fd, short what, void *arg)
+{
+    session *s = arg;
+    struct timeval tv = { 0, 10000 };
+    (void)fd;
+    (void)what;
+    /* give up after ~5 s: a client that does not read loses its last message */
+    if (client_unsent(s) == 0 || ++s->linger_ticks > 500) {
+        session_close(s);
+        return;
+    }
+    evtimer_add(s->linger_ev, &tv);
+}
+
+static void close_when_sent(session *s)
+{
+    struct timeval tv = { 0, 10000 };
+    if (client_unsent(s) == 0) {
+        session_close(s);
+        return;
+    }
+    if (s->client_tls && evbuffer_get_length(bufferevent_get_output(s->client)) == 0) {
+        if (s->linger_ev == NULL)
+            s->linger_ev = evtimer_new(bufferevent_get_base(s->client), linger_cb, s);
+        evtimer_add(s->linger_ev, &tv);
+    }
+}
+
 static void client_write_cb(struct bufferevent *bev, void *arg)
 {
     session *s = arg;
     (void)bev;
     if (s->phase == PHASE_CLOSING) {
-        if (evbuffer_get_length(bufferevent_get_output(s->client)) == 0)
-            session_close(s);
+        close_when_sent(s);
         return;
     }
     if (s->upstream_throttled && evbuffer_get_length(bufferevent_get_output(s->client)) <= SESSION_LOW_WATER) {
@@ -447,7 +486,7 @@ void session_pump_client(session *s)
         case 'D':
         case 'E':
         case 'C': {
-            uint8_t *body;
+            const uint8_t *body;
             bool local = false;
             if (len - 4 > SESSION_INSPECT_MAX) {
                 session_forward_client_bytes(s, 5);
@@ -460,13 +499,12 @@ void session_pump_client(session *s)
                 evbuffer_expand(in, (size_t)len + 1 - avail);
                 goto out;
             }
-            body = take_message(in, len);
+            /* Look at the message in place; forwarding then moves it without a copy. */
+            body = evbuffer_pullup(in, (ssize_t)len + 1) + 5;
             switch (type) {
             case 'Q':
-                if (sql_maybe_ours((const char *)body, len > 5 ? len - 5 : 0)) {
-                    local_handle_query(s, body, len - 4);  /* takes body, may forward */
-                    continue;
-                }
+                local = sql_maybe_ours((const char *)body, len > 5 ? len - 5 : 0) &&
+                        local_handle_query(s, body, len - 4);
                 break;
             case 'P': local = local_handle_parse(s, body, len - 4); break;
             case 'B': local = local_handle_bind(s, body, len - 4); break;
@@ -474,13 +512,14 @@ void session_pump_client(session *s)
             case 'E': local = local_handle_execute(s, body, len - 4); break;
             case 'C': local = local_handle_close(s, body, len - 4); break;
             }
-            if (!local) {
+            if (local) {
+                evbuffer_drain(in, (size_t)len + 1);
+            } else {
                 bool desc_stmt = type == 'D' && len > 4 && body[0] == 'S';
-                session_forward_message(s, type, body, len);
+                session_forward_client_bytes(s, (size_t)len + 1);
                 session_push_pending(s, (char)type, desc_stmt);
                 if (is_extended(type))
                     s->upstream_unsynced = true;
-                free(body);
             }
             if (s->phase != PHASE_READY)
                 return;
@@ -624,29 +663,74 @@ static bool needs_whole(session *s, uint8_t type)
     if (s->internal)
         return true;
     switch (type) {
-    case 'Z': case 'S': case 'K': case 'R': case 'E':
+    case 'S': case 'K': case 'R':
         return true;
+    case 'E':
+        return s->phase == PHASE_AUTH;
     default:
         return false;
     }
 }
 
+/* Record what a relayed message means for the ordering queue. */
+static void track_answer(session *s, uint8_t type)
+{
+    pending_entry *e = s->pending_head;
+    if (s->phase != PHASE_READY || e == NULL || type == 'N' || type == 'A' || type == 'S')
+        return;
+    if (ends_entry(e, type)) {
+        bool extended_error = type == 'E' && e->type != 'Q' && e->type != 'S' && e->type != 'F';
+        pop_pending(s);
+        if (extended_error)
+            upstream_error_in_batch(s);
+        if (type == 'Z' && s->txn_status == 'I')
+            local_drop_portals(s);
+    }
+}
+
+static void note_ready_for_query(session *s, char status)
+{
+    s->txn_status = status;
+    s->upstream_unsynced = false;
+    if (s->phase == PHASE_AUTH) {
+        s->phase = PHASE_READY;
+        free(s->startup);
+        s->startup = NULL;
+    }
+}
+
+/* Move the first n bytes of the upstream input to the client. */
+static void relay_run(struct evbuffer *in, struct evbuffer *out, size_t *run)
+{
+    if (*run == 0)
+        return;
+    evbuffer_remove_buffer(in, out, *run);
+    proxy_stats_data.bytes_upstream_to_client += *run;
+    *run = 0;
+}
+
 static void pump_upstream(session *s)
 {
     struct evbuffer *in, *out;
+    size_t run = 0;     /* complete messages at the front of `in`, relayed in one move */
     if (s->upstream == NULL || s->phase == PHASE_CLOSING)
         return;
     in = bufferevent_get_input(s->upstream);
     out = bufferevent_get_output(s->client);
     while (!s->upstream_throttled) {
-        uint8_t h[5];
+        uint8_t h[6];
         uint8_t type;
         uint32_t len;
-        size_t avail = evbuffer_get_length(in);
+        size_t avail;
         const char *bad;
+        struct evbuffer_ptr ptr;
 
         if (s->upstream_remaining > 0) {
-            size_t n = avail < s->upstream_remaining ? avail : s->upstream_remaining;
+            size_t n;
+            relay_run(in, out, &run);
+            n = evbuffer_get_length(in);
+            if (n > s->upstream_remaining)
+                n = s->upstream_remaining;
             if (n == 0)
                 break;
             evbuffer_remove_buffer(in, out, n);
@@ -655,18 +739,22 @@ static void pump_upstream(session *s)
             throttle_check(s, s->client, s->upstream, &s->upstream_throttled);
             continue;
         }
+        avail = evbuffer_get_length(in) - run;
         if (avail < 5)
             break;
-        evbuffer_copyout(in, h, 5);
+        evbuffer_ptr_set(in, &ptr, run, EVBUFFER_PTR_SET);
+        evbuffer_copyout_from(in, &ptr, h, avail >= 6 ? 6 : 5);
         type = h[0];
         len = rd32(h + 1);
         if ((bad = proto_check_backend_header(type, len)) != NULL) {
+            relay_run(in, out, &run);
             log_error("session %llu: %s", (unsigned long long)s->id, bad);
             session_send_fatal(s, "08P01", "pgbr lost the protocol stream of the upstream server", bad);
             return;
         }
         if (needs_whole(s, type)) {
             uint8_t *body;
+            relay_run(in, out, &run);
             if ((size_t)len + 1 > avail) {
                 evbuffer_expand(in, (size_t)len + 1 - avail);
                 break;
@@ -677,8 +765,7 @@ static void pump_upstream(session *s)
                 free(body);
                 continue;
             }
-            switch (type) {
-            case 'K':
+            if (type == 'K') {
                 if (len - 4 >= 8 && len - 4 <= 4 + SESSION_MAX_KEY) {
                     s->up_pid = rd32(body);
                     s->up_keylen = len - 8;
@@ -691,14 +778,13 @@ static void pump_upstream(session *s)
                 }
                 free(body);
                 continue;
-            case 'R':
-                if (s->client_tls && len - 4 >= 4 && rd32(body) == 10 &&
-                    proto_put_sasl_without_plus(out, body, len - 4)) {
-                    free(body);
-                    continue;
-                }
-                break;
-            case 'S': {
+            }
+            if (type == 'R' && s->client_tls && len - 4 >= 4 && rd32(body) == 10 &&
+                proto_put_sasl_without_plus(out, body, len - 4)) {
+                free(body);
+                continue;
+            }
+            if (type == 'S') {
                 size_t pos = 0;
                 const char *k, *v;
                 if (proto_get_string(body, len - 4, &pos, &k) && proto_get_string(body, len - 4, &pos, &v)) {
@@ -709,18 +795,6 @@ static void pump_upstream(session *s)
                     else if (strcmp(k, "IntervalStyle") == 0)
                         set_param(&s->intervalstyle, v);
                 }
-                break;
-            }
-            case 'Z':
-                if (len == 5)
-                    s->txn_status = (char)body[0];
-                s->upstream_unsynced = false;
-                if (s->phase == PHASE_AUTH) {
-                    s->phase = PHASE_READY;
-                    free(s->startup);
-                    s->startup = NULL;
-                }
-                break;
             }
             {
                 uint8_t hh[5];
@@ -740,27 +814,30 @@ static void pump_upstream(session *s)
                 s->upstream = NULL;
                 return;
             }
+        } else if ((size_t)len + 1 <= avail) {
+            /* complete: joins the run of messages relayed in one move */
+            if (type == 'Z' && len == 5)
+                note_ready_for_query(s, (char)h[5]);
+            run += (size_t)len + 1;
         } else {
+            /* incomplete (a big DataRow, say): relay the header, stream the rest */
+            relay_run(in, out, &run);
             evbuffer_remove_buffer(in, out, 5);
             proxy_stats_data.bytes_upstream_to_client += 5;
             s->upstream_remaining = len - 4;
+            if (type == 'Z')
+                note_ready_for_query(s, 'I');  /* a 5-byte Z is always complete; defensive */
         }
-        /* ordering bookkeeping */
-        if (s->phase == PHASE_READY && s->pending_head != NULL && type != 'N' && type != 'A' && type != 'S') {
-            pending_entry *e = s->pending_head;
-            if (ends_entry(e, type)) {
-                bool extended_error = type == 'E' && e->type != 'Q' && e->type != 'S' && e->type != 'F';
-                pop_pending(s);
-                if (extended_error)
-                    upstream_error_in_batch(s);
-                if (type == 'Z' && s->txn_status == 'I')
-                    local_drop_portals(s);
-            }
-        }
-        if (s->local != NULL && s->pending_head == NULL && s->upstream_remaining == 0)
+        track_answer(s, type);
+        if (s->local != NULL && s->pending_head == NULL && s->upstream_remaining == 0) {
+            relay_run(in, out, &run);
             local_run_if_ready(s);
+        }
+        if (run >= SESSION_HIGH_WATER)
+            relay_run(in, out, &run);
         throttle_check(s, s->client, s->upstream, &s->upstream_throttled);
     }
+    relay_run(in, out, &run);
     /* The answer that completed the last forwarded entry may have been
      * streamed: start the waiting local op once all of it is relayed. */
     if (s->local != NULL && s->pending_head == NULL && s->upstream_remaining == 0)
@@ -776,9 +853,11 @@ static void upstream_read_cb(struct bufferevent *bev, void *arg)
 static void upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     session *s = arg;
-    (void)bev;
     if (what & BEV_EVENT_CONNECTED) {
+        int one = 1;
         s->upstream_connected = true;
+        /* request/response traffic: never let Nagle hold a message back */
+        setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         return;
     }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
@@ -796,7 +875,6 @@ static void upstream_event_cb(struct bufferevent *bev, short what, void *arg)
         if (s->phase != PHASE_CLOSING)
             s->phase = PHASE_CLOSING;
         bufferevent_disable(s->client, EV_READ);
-        if (evbuffer_get_length(bufferevent_get_output(s->client)) == 0)
-            session_close(s);
+        close_when_sent(s);
     }
 }

@@ -90,7 +90,6 @@ typedef struct local_op {
     sql_span *spans;
     int nspans;
     int next_span;
-    sql_stmt *current_stmt;
     /* error to send (LOP_ERROR_READY / parse errors) */
     pgbr_error err;
     exec_request *req;   /* running executor request */
@@ -98,6 +97,8 @@ typedef struct local_op {
     char *info_datestyle, *info_timezone, *info_intervalstyle;
     bool started;
     bool cancel_requested;
+    void (*after_abort)(void *s);  /* continuation (takes the session) after aborting the upstream transaction */
+    sql_stmt **stmts;        /* simple query: every statement, parsed before any runs */
     unsigned exec_gen;       /* exec_start calls made */
     unsigned exec_done_gen;  /* the call whose completion arrived last */
 } local_op;
@@ -158,6 +159,8 @@ typedef struct session {
     local_portal *portals;
 
     struct event *resume_ev;      /* resumes reading the client after a local op */
+    struct event *linger_ev;      /* TLS: waits for the last bytes to leave before closing */
+    int linger_ticks;
 
     /* flow control */
     bool client_throttled;
@@ -181,12 +184,14 @@ void session_enqueue_local(session *s, local_op *op);
 void session_finish_local(session *s);
 
 /* local.c: pgbr's own statements */
-void local_handle_query(session *s, uint8_t *body, uint32_t len);      /* takes body */
-bool local_handle_parse(session *s, uint8_t *body, uint32_t len);      /* true when handled locally */
-bool local_handle_bind(session *s, uint8_t *body, uint32_t len);
-bool local_handle_describe(session *s, uint8_t *body, uint32_t len);
-bool local_handle_execute(session *s, uint8_t *body, uint32_t len);
-bool local_handle_close(session *s, uint8_t *body, uint32_t len);
+/* Each returns true when the message is ours (it then keeps a copy of the
+ * body and queues a local operation), false when it must be forwarded. */
+bool local_handle_query(session *s, const uint8_t *body, uint32_t len);
+bool local_handle_parse(session *s, const uint8_t *body, uint32_t len);
+bool local_handle_bind(session *s, const uint8_t *body, uint32_t len);
+bool local_handle_describe(session *s, const uint8_t *body, uint32_t len);
+bool local_handle_execute(session *s, const uint8_t *body, uint32_t len);
+bool local_handle_close(session *s, const uint8_t *body, uint32_t len);
 void local_run_if_ready(session *s);
 void local_op_discard(session *s);
 void local_cancel(session *s);

@@ -1,0 +1,18 @@
+--
+-- Statements pgbr owns but does not run yet answer 0A000.
+--
+BACKUP INTO 'nodelocal://1/x';
+\echo :LAST_ERROR_SQLSTATE
+BACKUP DATABASE postgres INTO 'nodelocal://1/x' WITH detached;
+RESTORE FROM LATEST IN 'nodelocal://1/x';
+\echo :LAST_ERROR_SQLSTATE
+-- Others: only the SQLSTATE is shown here.
+\set VERBOSITY sqlstate
+SHOW BACKUPS IN 'nodelocal://1/x';
+SHOW BACKUP FROM LATEST IN 'nodelocal://1/x';
+PAUSE JOB 1;
+RESUME JOB 1;
+CANCEL JOB 1;
+SHOW SCHEDULES;
+\set VERBOSITY default
+SELECT 'session still works' AS msg;
