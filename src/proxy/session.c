@@ -38,6 +38,8 @@ static uint64_t next_session_id = 1;
 static uint32_t next_pid = 0;
 
 static void client_read_cb(struct bufferevent *bev, void *arg);
+static void flush_cb(evutil_socket_t fd, short what, void *arg);
+static void output_added_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg);
 static void client_write_cb(struct bufferevent *bev, void *arg);
 static void client_event_cb(struct bufferevent *bev, short what, void *arg);
 static void upstream_read_cb(struct bufferevent *bev, void *arg);
@@ -73,8 +75,12 @@ void session_accept(struct event_base *base, int fd, bool over_limit)
     } else {
         proxy_stats_data.clients_refused++;
     }
+    s->flush_ev = event_new(base, -1, 0, flush_cb, s);
     bufferevent_setcb(s->client, client_read_cb, client_write_cb, client_event_cb, s);
-    bufferevent_enable(s->client, EV_READ | EV_WRITE);
+    s->client_out_cb = evbuffer_add_cb(bufferevent_get_output(s->client), output_added_cb, s);
+    /* EV_WRITE stays off on plain sockets: flush_cb writes directly and arms
+     * it only when the socket's buffer is full. */
+    bufferevent_enable(s->client, EV_READ);
 }
 
 void session_close(session *s)
@@ -93,6 +99,8 @@ void session_close(session *s)
         event_free(s->resume_ev);
     if (s->linger_ev)
         event_free(s->linger_ev);
+    if (s->flush_ev)
+        event_free(s->flush_ev);
     if (s->client)
         bufferevent_free(s->client);
     if (s->upstream)
@@ -143,6 +151,61 @@ void session_send_fatal(session *s, const char *sqlstate, const char *message, c
         bufferevent_free(s->upstream);
         s->upstream = NULL;
     }
+}
+
+/* ---- output ----
+ *
+ * libevent's socket bufferevents arm EV_WRITE when data is queued and disarm
+ * it once written: two epoll_ctl calls per relayed message. Like PgBouncer,
+ * pgbr instead writes directly to the socket, once per loop iteration after
+ * everything of that iteration is queued, and arms EV_WRITE only when the
+ * kernel would not take it all. TLS connections keep libevent's path. */
+
+static void output_added_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    session *s = arg;
+    (void)buf;
+    if (info->n_added > 0 && s->flush_ev != NULL)
+        event_active(s->flush_ev, EV_TIMEOUT, 0);
+}
+
+/* Write bev's output now. Returns false when the session was closed. */
+static bool flush_direct(session *s, struct bufferevent *bev, bool is_client)
+{
+    struct evbuffer *out = bufferevent_get_output(bev);
+    int n;
+    if (evbuffer_get_length(out) == 0 || (is_client && s->client_tls) || (!is_client && !s->upstream_connected))
+        return true;
+    /* A socket bufferevent keeps the drain side of its output frozen so only
+     * it writes; thaw it around our write exactly as libevent's own writer does. */
+    evbuffer_unfreeze(out, 1);
+    n = evbuffer_write(out, bufferevent_getfd(bev));
+    evbuffer_freeze(out, 1);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        bufferevent_enable(bev, EV_WRITE);  /* libevent reports the error through the event callback */
+        return true;
+    }
+    if (evbuffer_get_length(out) > 0) {
+        bufferevent_enable(bev, EV_WRITE);
+        return true;
+    }
+    /* drained: what the write callback would have done */
+    if (is_client) {
+        client_write_cb(bev, s);
+        return false;   /* may have closed the session */
+    }
+    upstream_write_cb(bev, s);
+    return true;
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    session *s = arg;
+    (void)fd;
+    (void)what;
+    if (s->upstream && !flush_direct(s, s->upstream, false))
+        return;
+    flush_direct(s, s->client, true);
 }
 
 /* ---- flow control ---- */
@@ -197,7 +260,8 @@ static void close_when_sent(session *s)
 static void client_write_cb(struct bufferevent *bev, void *arg)
 {
     session *s = arg;
-    (void)bev;
+    if (!s->client_tls && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        bufferevent_disable(bev, EV_WRITE);
     if (s->phase == PHASE_CLOSING) {
         close_when_sent(s);
         return;
@@ -214,7 +278,8 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
 static void upstream_write_cb(struct bufferevent *bev, void *arg)
 {
     session *s = arg;
-    (void)bev;
+    if (s->upstream_connected && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        bufferevent_disable(bev, EV_WRITE);
     if (s->client_throttled && evbuffer_get_length(bufferevent_get_output(s->upstream)) <= SESSION_LOW_WATER) {
         s->client_throttled = false;
         bufferevent_setwatermark(s->upstream, EV_WRITE, 0, 0);
@@ -232,7 +297,8 @@ static void upstream_connect(session *s)
     const struct sockaddr *sa = proxy_upstream_addr(&len);
     s->upstream = bufferevent_socket_new(bufferevent_get_base(s->client), -1, BEV_OPT_CLOSE_ON_FREE);
     bufferevent_setcb(s->upstream, upstream_read_cb, upstream_write_cb, upstream_event_cb, s);
-    bufferevent_enable(s->upstream, EV_READ | EV_WRITE);
+    evbuffer_add_cb(bufferevent_get_output(s->upstream), output_added_cb, s);
+    bufferevent_enable(s->upstream, EV_READ | EV_WRITE);   /* EV_WRITE detects the connect */
     /* The startup packet waits in the output buffer until the connection is up. */
     evbuffer_add(bufferevent_get_output(s->upstream), s->startup, s->startup_len);
     if (bufferevent_socket_connect(s->upstream, sa, len) < 0) {
@@ -245,6 +311,10 @@ static void start_tls(session *s)
 {
     SSL *ssl = SSL_new(proxy_tls_ctx());
     struct bufferevent *tls;
+    /* the TLS filter drives the socket bufferevent itself */
+    evbuffer_remove_cb_entry(bufferevent_get_output(s->client), s->client_out_cb);
+    s->client_out_cb = NULL;
+    bufferevent_enable(s->client, EV_WRITE);
     if (ssl == NULL) {
         session_close(s);
         return;

@@ -160,6 +160,8 @@ typedef struct session {
 
     struct event *resume_ev;      /* resumes reading the client after a local op */
     struct event *linger_ev;      /* TLS: waits for the last bytes to leave before closing */
+    struct event *flush_ev;       /* writes pending output directly, once per loop iteration */
+    struct evbuffer_cb_entry *client_out_cb;
     int linger_ticks;
 
     /* flow control */
