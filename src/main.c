@@ -4,6 +4,7 @@
  * worker pool, the proxy listeners and the metrics endpoint.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <signal.h>
@@ -140,6 +141,10 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
+    /* The relay allocates and frees 64 KiB buffer chains constantly; without
+     * this glibc returns the heap top to the kernel (brk) after every message. */
+    mallopt(M_TRIM_THRESHOLD, 32 * 1024 * 1024);
+    mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
     evthread_use_pthreads();
     base = event_base_new();
     if (base == NULL) {

@@ -20,6 +20,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <sys/uio.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <event2/buffer.h>
@@ -39,6 +40,10 @@ static uint32_t next_pid = 0;
 
 static void client_read_cb(struct bufferevent *bev, void *arg);
 static void flush_cb(evutil_socket_t fd, short what, void *arg);
+static void client_sock_read_cb(evutil_socket_t fd, short what, void *arg);
+static void upstream_sock_read_cb(evutil_socket_t fd, short what, void *arg);
+static void set_reading(session *s, bool client, bool on);
+static void upstream_free(session *s);
 static void output_added_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg);
 static void client_write_cb(struct bufferevent *bev, void *arg);
 static void client_event_cb(struct bufferevent *bev, short what, void *arg);
@@ -79,8 +84,10 @@ void session_accept(struct event_base *base, int fd, bool over_limit)
     bufferevent_setcb(s->client, client_read_cb, client_write_cb, client_event_cb, s);
     s->client_out_cb = evbuffer_add_cb(bufferevent_get_output(s->client), output_added_cb, s);
     /* EV_WRITE stays off on plain sockets: flush_cb writes directly and arms
-     * it only when the socket's buffer is full. */
-    bufferevent_enable(s->client, EV_READ);
+     * it only when the socket's buffer is full. Reading uses pgbr's own event. */
+    bufferevent_disable(s->client, EV_READ | EV_WRITE);
+    s->client_rd = event_new(base, fd, EV_READ | EV_PERSIST, client_sock_read_cb, s);
+    event_add(s->client_rd, NULL);
 }
 
 void session_close(session *s)
@@ -101,10 +108,11 @@ void session_close(session *s)
         event_free(s->linger_ev);
     if (s->flush_ev)
         event_free(s->flush_ev);
+    if (s->client_rd)
+        event_free(s->client_rd);
     if (s->client)
         bufferevent_free(s->client);
-    if (s->upstream)
-        bufferevent_free(s->upstream);
+    upstream_free(s);
     while (s->pending_head) {
         pending_entry *e = s->pending_head;
         s->pending_head = e->next;
@@ -146,10 +154,106 @@ void session_send_fatal(session *s, const char *sqlstate, const char *message, c
         return;
     proto_put_error(bufferevent_get_output(s->client), "FATAL", sqlstate, message, detail, NULL, 0);
     s->phase = PHASE_CLOSING;
-    bufferevent_disable(s->client, EV_READ);
+    set_reading(s, true, false);
+    if (s->upstream) {
+        upstream_free(s);
+    }
+}
+
+/* ---- input ----
+ *
+ * libevent's socket bufferevents ask the kernel how much is readable
+ * (ioctl FIONREAD) before every read. On plain sockets pgbr reads with its own
+ * persistent read event straight into the bufferevent's input buffer, one
+ * system call per read. TLS connections keep the bufferevent path. */
+
+#define SOCK_READ_CHUNK 65536
+
+/* Read what the socket has into bev's input. Returns bytes read, 0 at EOF,
+ * -1 on error, -2 when nothing was ready. */
+static ssize_t sock_read(struct bufferevent *bev, evutil_socket_t fd)
+{
+    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer_iovec vec[2];
+    struct iovec iov[2];
+    int nvec;
+    ssize_t r;
+    evbuffer_unfreeze(in, 0);
+    nvec = evbuffer_reserve_space(in, SOCK_READ_CHUNK, vec, 2);
+    for (int i = 0; i < nvec; i++) {
+        iov[i].iov_base = vec[i].iov_base;
+        iov[i].iov_len = vec[i].iov_len;
+    }
+    r = readv(fd, iov, nvec);
+    if (r > 0) {
+        size_t left = (size_t)r;
+        for (int i = 0; i < nvec; i++) {
+            vec[i].iov_len = left < vec[i].iov_len ? left : vec[i].iov_len;
+            left -= vec[i].iov_len;
+        }
+        evbuffer_commit_space(in, vec, nvec);
+    }
+    evbuffer_freeze(in, 0);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return -2;
+    return r;
+}
+
+static void client_sock_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    session *s = arg;
+    ssize_t r = sock_read(s->client, fd);
+    (void)what;
+    if (r == -2)
+        return;
+    if (r <= 0) {
+        client_event_cb(s->client, BEV_EVENT_READING | (r == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), s);
+        return;
+    }
+    session_pump_client(s);
+}
+
+static void upstream_sock_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    session *s = arg;
+    ssize_t r = sock_read(s->upstream, fd);
+    (void)what;
+    if (r == -2)
+        return;
+    if (r <= 0) {
+        upstream_event_cb(s->upstream, BEV_EVENT_READING | (r == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), s);
+        return;
+    }
+    pump_upstream(s);
+}
+
+static void upstream_free(session *s)
+{
+    if (s->upstream_rd) {
+        event_free(s->upstream_rd);
+        s->upstream_rd = NULL;
+    }
     if (s->upstream) {
         bufferevent_free(s->upstream);
         s->upstream = NULL;
+    }
+}
+
+/* Start or stop reading one side (flow control, waiting for a local op). */
+static void set_reading(session *s, bool client, bool on)
+{
+    struct event *ev = client ? s->client_rd : s->upstream_rd;
+    struct bufferevent *bev = client ? s->client : s->upstream;
+    if (ev != NULL) {
+        if (on)
+            event_add(ev, NULL);
+        else
+            event_del(ev);
+    } else if (bev != NULL) {
+        if (on)
+            bufferevent_enable(bev, EV_READ);
+        else
+            bufferevent_disable(bev, EV_READ);
     }
 }
 
@@ -214,10 +318,9 @@ static void throttle_check(session *s, struct bufferevent *dst, struct buffereve
 {
     if (evbuffer_get_length(bufferevent_get_output(dst)) > SESSION_HIGH_WATER && !*flag) {
         *flag = true;
-        bufferevent_disable(src, EV_READ);
+        set_reading(s, src == s->client, false);
         bufferevent_setwatermark(dst, EV_WRITE, SESSION_LOW_WATER, 0);
     }
-    (void)s;
 }
 
 /* Bytes still waiting to reach the client's socket: with TLS, the filter
@@ -270,7 +373,7 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
         s->upstream_throttled = false;
         bufferevent_setwatermark(s->client, EV_WRITE, 0, 0);
         if (s->upstream)
-            bufferevent_enable(s->upstream, EV_READ);
+            set_reading(s, false, true);
         pump_upstream(s);
     }
 }
@@ -284,7 +387,7 @@ static void upstream_write_cb(struct bufferevent *bev, void *arg)
         s->client_throttled = false;
         bufferevent_setwatermark(s->upstream, EV_WRITE, 0, 0);
         if (s->local == NULL)
-            bufferevent_enable(s->client, EV_READ);
+            set_reading(s, true, true);
         session_pump_client(s);
     }
 }
@@ -314,7 +417,11 @@ static void start_tls(session *s)
     /* the TLS filter drives the socket bufferevent itself */
     evbuffer_remove_cb_entry(bufferevent_get_output(s->client), s->client_out_cb);
     s->client_out_cb = NULL;
-    bufferevent_enable(s->client, EV_WRITE);
+    if (s->client_rd) {
+        event_free(s->client_rd);
+        s->client_rd = NULL;
+    }
+    bufferevent_enable(s->client, EV_READ | EV_WRITE);
     if (ssl == NULL) {
         session_close(s);
         return;
@@ -540,7 +647,7 @@ void session_pump_client(session *s)
             if (type == 'X') {
                 session_forward_client_bytes(s, len + 1);
                 s->phase = PHASE_CLOSING;
-                bufferevent_disable(s->client, EV_READ);
+                set_reading(s, true, false);
                 return;
             }
             evbuffer_drain(in, (size_t)len + 1 < avail ? (size_t)len + 1 : avail);
@@ -606,7 +713,7 @@ void session_pump_client(session *s)
         case 'X':
             session_forward_client_bytes(s, 5);
             s->phase = PHASE_CLOSING;
-            bufferevent_disable(s->client, EV_READ);
+            set_reading(s, true, false);
             return;
         case 'F':
             session_forward_client_bytes(s, 5);
@@ -648,7 +755,7 @@ static void resume_cb(evutil_socket_t fd, short what, void *arg)
 void session_enqueue_local(session *s, local_op *op)
 {
     s->local = op;
-    bufferevent_disable(s->client, EV_READ);
+    set_reading(s, true, false);
     proxy_stats_data.local_statements++;
     if (s->pending_head != NULL) {
         /* Make the upstream deliver the answers the local op waits behind
@@ -666,7 +773,7 @@ void session_finish_local(session *s)
     if (s->phase != PHASE_READY)
         return;
     if (!s->client_throttled)
-        bufferevent_enable(s->client, EV_READ);
+        set_reading(s, true, true);
     /* Continue with what the client already sent, from the loop rather than
      * from deep inside the callback chain that finished the op. */
     if (s->resume_ev == NULL)
@@ -880,8 +987,7 @@ static void pump_upstream(session *s)
             if (type == 'E' && s->phase == PHASE_AUTH) {
                 /* authentication failed: the error is relayed, now close */
                 s->phase = PHASE_CLOSING;
-                bufferevent_free(s->upstream);
-                s->upstream = NULL;
+                upstream_free(s);
                 return;
             }
         } else if ((size_t)len + 1 <= avail) {
@@ -928,6 +1034,11 @@ static void upstream_event_cb(struct bufferevent *bev, short what, void *arg)
         s->upstream_connected = true;
         /* request/response traffic: never let Nagle hold a message back */
         setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        bufferevent_disable(bev, EV_READ);
+        s->upstream_rd = event_new(bufferevent_get_base(bev), bufferevent_getfd(bev), EV_READ | EV_PERSIST,
+                                   upstream_sock_read_cb, s);
+        if (!s->upstream_throttled)
+            event_add(s->upstream_rd, NULL);
         return;
     }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
@@ -939,12 +1050,11 @@ static void upstream_event_cb(struct bufferevent *bev, short what, void *arg)
         /* Relay whatever the upstream said last (e.g. a FATAL), then close. */
         pump_upstream(s);
         if (s->upstream) {
-            bufferevent_free(s->upstream);
-            s->upstream = NULL;
+            upstream_free(s);
         }
         if (s->phase != PHASE_CLOSING)
             s->phase = PHASE_CLOSING;
-        bufferevent_disable(s->client, EV_READ);
+        set_reading(s, true, false);
         close_when_sent(s);
     }
 }

@@ -162,6 +162,8 @@ typedef struct session {
     struct event *linger_ev;      /* TLS: waits for the last bytes to leave before closing */
     struct event *flush_ev;       /* writes pending output directly, once per loop iteration */
     struct evbuffer_cb_entry *client_out_cb;
+    struct event *client_rd;      /* plain sockets: pgbr's own read events (see sock_read) */
+    struct event *upstream_rd;
     int linger_ticks;
 
     /* flow control */
