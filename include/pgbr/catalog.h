@@ -81,6 +81,11 @@ bool catalog_error_from_result(pgbr_error *err, const struct pg_result *res,
  */
 bool catalog_migrate(struct pg_conn *conn, pgbr_error *err);
 
+/* Run a statement with text parameters (or, with none, a script of several
+ * statements); false (err filled from the server's report) unless it
+ * succeeded. Worker threads only. */
+bool catalog_exec(struct pg_conn *conn, const char *sql, int nparams, const char *const *params, pgbr_error *err);
+
 /* The catalog's current schema version: 0 when it has none yet, -1 (err set)
  * on failure. */
 int catalog_schema_version(struct pg_conn *conn, pgbr_error *err);

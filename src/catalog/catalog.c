@@ -218,3 +218,17 @@ bool catalog_job_status_terminal(const char *status)
     return status != NULL && (strcmp(status, "succeeded") == 0 || strcmp(status, "failed") == 0 ||
                               strcmp(status, "canceled") == 0 || strcmp(status, "revert-failed") == 0);
 }
+
+bool catalog_exec(struct pg_conn *conn, const char *sql, int nparams, const char *const *params, pgbr_error *err)
+{
+    /* Without parameters use the simple protocol: migrations are scripts of
+     * several statements, which the extended protocol refuses. */
+    PGresult *res = nparams == 0 ? PQexec(conn, sql) : PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    bool ok = res != NULL &&
+              (PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK);
+
+    if (!ok)
+        catalog_error_from_result(err, res, conn);
+    PQclear(res);
+    return ok;
+}

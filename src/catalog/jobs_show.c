@@ -65,18 +65,6 @@ static const char jobs_by_id_sql[] =
 _Static_assert(CATALOG_SHOW_JOBS_DESCRIPTION_MAX == 100, "jobs_listing_sql hard-codes left(description, 100)");
 
 /* Run a command that returns no rows we need. */
-static bool jobs_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
-                      pgbr_error *err)
-{
-    PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
-    bool ok = res != NULL &&
-              (PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK);
-
-    if (!ok)
-        catalog_error_from_result(err, res, conn);
-    PQclear(res);
-    return ok;
-}
 
 /* "{1,2,3}": the ids as an int8[] literal. Returns malloc'd text or NULL. */
 static char *jobs_id_array(const int64_t *ids, int nids)
@@ -107,7 +95,7 @@ static bool jobs_set_format(PGconn *conn, const catalog_jobs_filter *f, pgbr_err
 {
     const char *params[3] = { f->datestyle, f->timezone, f->intervalstyle };
 
-    return jobs_exec(conn,
+    return catalog_exec(conn,
                      "SELECT CASE WHEN $1::text IS NULL THEN NULL"
                      " ELSE pg_catalog.set_config('DateStyle', $1::text, true) END,"
                      " CASE WHEN $2::text IS NULL THEN NULL"
@@ -153,7 +141,7 @@ bool catalog_show_jobs(struct pg_conn *conn, const catalog_jobs_filter *filter, 
             return pgbr_error_set(err, "53200", "out of memory");
     }
 
-    if (!jobs_exec(conn, "BEGIN READ ONLY", 0, NULL, err)) {
+    if (!catalog_exec(conn, "BEGIN READ ONLY", 0, NULL, err)) {
         /* A worker's idle connection may have died since its last use (server
          * restart, idle timeout) and libpq only notices on use. BEGIN has no
          * effect yet, so reconnecting once and retrying is safe. */
@@ -163,7 +151,7 @@ bool catalog_show_jobs(struct pg_conn *conn, const catalog_jobs_filter *filter, 
         if (PQstatus(conn) != CONNECTION_OK)
             goto done;
         pgbr_error_clear(err);
-        if (!jobs_exec(conn, "BEGIN READ ONLY", 0, NULL, err))
+        if (!catalog_exec(conn, "BEGIN READ ONLY", 0, NULL, err))
             goto done;
     }
     if (!jobs_set_format(conn, filter, err))
@@ -184,7 +172,7 @@ bool catalog_show_jobs(struct pg_conn *conn, const catalog_jobs_filter *filter, 
         goto rollback;
     }
     *out = jobs_result_from_pg(res);
-    ok = jobs_exec(conn, "COMMIT", 0, NULL, err);
+    ok = catalog_exec(conn, "COMMIT", 0, NULL, err);
     if (!ok) {
         result_set_free(*out);
         *out = NULL;

@@ -73,18 +73,6 @@ static const char *const catalog_migrations[] = {
 _Static_assert(CATALOG_NSTEPS == CATALOG_SCHEMA_VERSION,
                "CATALOG_SCHEMA_VERSION must equal the number of migration steps");
 
-/* Run a command; on failure fill err and return false. */
-static bool catalog_exec(PGconn *conn, const char *sql, pgbr_error *err)
-{
-    PGresult *res = PQexec(conn, sql);
-    bool ok = res != NULL &&
-              (PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK);
-
-    if (!ok)
-        catalog_error_from_result(err, res, conn);
-    PQclear(res);
-    return ok;
-}
 
 /* The version as seen inside the current transaction; -1 on error. */
 static int catalog_read_version(PGconn *conn, pgbr_error *err)
@@ -136,14 +124,14 @@ static bool catalog_apply_step(PGconn *conn, int step, bool *newer, pgbr_error *
     char sql[128];
     int version;
 
-    if (!catalog_exec(conn, "BEGIN", err))
+    if (!catalog_exec(conn, "BEGIN", 0, NULL, err))
         return false;
     /* Serialise with other nodes. The lock is released at COMMIT/ROLLBACK,
      * and the version is read only after it is held, so a node that waited
      * sees the step the other node committed and skips it. */
     snprintf(sql, sizeof sql, "SELECT pg_catalog.pg_advisory_xact_lock(%lld)",
              (long long)CATALOG_MIGRATION_LOCK_KEY);
-    if (!catalog_exec(conn, sql, err))
+    if (!catalog_exec(conn, sql, 0, NULL, err))
         goto fail;
     version = catalog_read_version(conn, err);
     if (version < 0)
@@ -152,15 +140,15 @@ static bool catalog_apply_step(PGconn *conn, int step, bool *newer, pgbr_error *
         *newer = true;
     if (version > step) {
         /* Already applied (by an earlier start or another node). */
-        return catalog_exec(conn, "COMMIT", err);
+        return catalog_exec(conn, "COMMIT", 0, NULL, err);
     }
     log_info("catalog: migrating schema \"pgbr\" from version %d to %d", step, step + 1);
-    if (!catalog_exec(conn, catalog_migrations[step], err))
+    if (!catalog_exec(conn, catalog_migrations[step], 0, NULL, err))
         goto fail;
     snprintf(sql, sizeof sql, "UPDATE pgbr.schema_version SET version = %d", step + 1);
-    if (!catalog_exec(conn, sql, err))
+    if (!catalog_exec(conn, sql, 0, NULL, err))
         goto fail;
-    return catalog_exec(conn, "COMMIT", err);
+    return catalog_exec(conn, "COMMIT", 0, NULL, err);
 
 fail:
     catalog_rollback(conn);

@@ -40,8 +40,7 @@ static uint32_t next_pid = 0;
 
 static void client_read_cb(struct bufferevent *bev, void *arg);
 static void flush_cb(evutil_socket_t fd, short what, void *arg);
-static void client_sock_read_cb(evutil_socket_t fd, short what, void *arg);
-static void upstream_sock_read_cb(evutil_socket_t fd, short what, void *arg);
+static void sock_read_cb(evutil_socket_t fd, short what, void *arg);
 static void set_reading(session *s, bool client, bool on);
 static void upstream_free(session *s);
 static void output_added_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg);
@@ -86,7 +85,7 @@ void session_accept(struct event_base *base, int fd, bool over_limit)
     /* EV_WRITE stays off on plain sockets: flush_cb writes directly and arms
      * it only when the socket's buffer is full. Reading uses pgbr's own event. */
     bufferevent_disable(s->client, EV_READ | EV_WRITE);
-    s->client_rd = event_new(base, fd, EV_READ | EV_PERSIST, client_sock_read_cb, s);
+    s->client_rd = event_new(base, fd, EV_READ | EV_PERSIST, sock_read_cb, s);
     event_add(s->client_rd, NULL);
 }
 
@@ -199,32 +198,29 @@ static ssize_t sock_read(struct bufferevent *bev, evutil_socket_t fd)
     return r;
 }
 
-static void client_sock_read_cb(evutil_socket_t fd, short what, void *arg)
+/* A plain socket of the session is readable: read it, then process. */
+static void sock_read_cb(evutil_socket_t fd, short what, void *arg)
 {
     session *s = arg;
-    ssize_t r = sock_read(s->client, fd);
+    bool client = s->client_rd != NULL && fd == event_get_fd(s->client_rd);
+    struct bufferevent *bev = client ? s->client : s->upstream;
+    ssize_t r = sock_read(bev, fd);
+    short ev;
     (void)what;
     if (r == -2)
         return;
-    if (r <= 0) {
-        client_event_cb(s->client, BEV_EVENT_READING | (r == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), s);
+    if (r > 0) {
+        if (client)
+            session_pump_client(s);
+        else
+            pump_upstream(s);
         return;
     }
-    session_pump_client(s);
-}
-
-static void upstream_sock_read_cb(evutil_socket_t fd, short what, void *arg)
-{
-    session *s = arg;
-    ssize_t r = sock_read(s->upstream, fd);
-    (void)what;
-    if (r == -2)
-        return;
-    if (r <= 0) {
-        upstream_event_cb(s->upstream, BEV_EVENT_READING | (r == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), s);
-        return;
-    }
-    pump_upstream(s);
+    ev = BEV_EVENT_READING | (r == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR);
+    if (client)
+        client_event_cb(bev, ev, s);
+    else
+        upstream_event_cb(bev, ev, s);
 }
 
 static void upstream_free(session *s)
@@ -1036,7 +1032,7 @@ static void upstream_event_cb(struct bufferevent *bev, short what, void *arg)
         setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         bufferevent_disable(bev, EV_READ);
         s->upstream_rd = event_new(bufferevent_get_base(bev), bufferevent_getfd(bev), EV_READ | EV_PERSIST,
-                                   upstream_sock_read_cb, s);
+                                   sock_read_cb, s);
         if (!s->upstream_throttled)
             event_add(s->upstream_rd, NULL);
         return;

@@ -334,9 +334,56 @@ END
 	}
 }
 
-###########################################################################
+###########################################################################################################################################
+
+package PgbrTest::Endpoint;
+
+# What a PostgreSQL server and a pgbr in front of one have in common for a
+# test: a host and port to connect to, psql, and a raw protocol connection.
+# Subclasses provide host(), port() and a label for error messages.
+
+use strict;
+use warnings;
+use Carp;
+
+sub connstr
+{
+	my ($self, %o) = @_;
+	my %c = (host => $self->host, port => $self->port, dbname => 'postgres', user => 'postgres', %o);
+	return join(' ', map { "$_=" . PgbrTest::_cq($c{$_}) } sort keys %c);
+}
+
+# psql; ($rc, $out, $err). %o: dbname, user, conn (hashref of more conninfo
+# keys) plus run_psql's options.
+sub psql
+{
+	my ($self, $sql, %o) = @_;
+	my %c = %{ delete $o{conn} // {} };
+	$c{dbname} = delete $o{dbname} if exists $o{dbname};
+	$c{user} = delete $o{user} if exists $o{user};
+	return PgbrTest::run_psql($self->connstr(%c), $sql, %o);
+}
+
+sub safe_psql
+{
+	my ($self, $sql, %o) = @_;
+	my ($rc, $out, $err) = $self->psql($sql, %o);
+	croak "psql (" . $self->endpoint_label . ") failed ($rc): $err\nquery: $sql" if $rc;
+	return $out;
+}
+
+sub raw_connect
+{
+	my ($self, %o) = @_;
+	return PgbrTest::Raw->new(port => $self->port, %o);
+}
+
+###########
 
 package PgbrTest::Postgres;
+
+our @ISA = ('PgbrTest::Endpoint');
+sub endpoint_label { 'direct' }
 
 use strict;
 use warnings;
@@ -515,42 +562,12 @@ sub _cleanup
 	$self->stop('immediate');
 }
 
-# libpq conninfo for a direct connection; %o overrides (dbname, user, ...).
-sub connstr
-{
-	my ($self, %o) = @_;
-	my %c = (host => $self->{host}, port => $self->{port}, dbname => 'postgres', user => 'postgres', %o);
-	return join(' ', map { "$_=" . PgbrTest::_cq($c{$_}) } sort keys %c);
-}
-
-# psql directly to PostgreSQL. ($rc, $out, $err); %o: dbname, user, conn
-# (hashref of more conninfo keys) plus run_psql's options.
-sub psql
-{
-	my ($self, $sql, %o) = @_;
-	my %c = %{ delete $o{conn} // {} };
-	$c{dbname} = delete $o{dbname} if exists $o{dbname};
-	$c{user} = delete $o{user} if exists $o{user};
-	return PgbrTest::run_psql($self->connstr(%c), $sql, %o);
-}
-
-sub safe_psql
-{
-	my ($self, $sql, %o) = @_;
-	my ($rc, $out, $err) = $self->psql($sql, %o);
-	croak "psql (direct) failed ($rc): $err\nquery: $sql" if $rc;
-	return $out;
-}
-
-sub raw_connect
-{
-	my ($self, %o) = @_;
-	return PgbrTest::Raw->new(port => $self->{port}, %o);
-}
-
 ###########################################################################
 
 package PgbrTest::Pgbr;
+
+our @ISA = ('PgbrTest::Endpoint');
+sub endpoint_label { 'through pgbr' }
 
 use strict;
 use warnings;
@@ -811,37 +828,6 @@ sub _cleanup
 	{
 		Test::More::diag("--- pgbr log (tail) $self->{logfile}\n" . _tail($self->log_content, 60));
 	}
-}
-
-sub connstr
-{
-	my ($self, %o) = @_;
-	my %c = (host => '127.0.0.1', port => $self->{port}, dbname => 'postgres', user => 'postgres', %o);
-	return join(' ', map { "$_=" . PgbrTest::_cq($c{$_}) } sort keys %c);
-}
-
-# psql through pgbr; same options as PgbrTest::Postgres::psql.
-sub psql
-{
-	my ($self, $sql, %o) = @_;
-	my %c = %{ delete $o{conn} // {} };
-	$c{dbname} = delete $o{dbname} if exists $o{dbname};
-	$c{user} = delete $o{user} if exists $o{user};
-	return PgbrTest::run_psql($self->connstr(%c), $sql, %o);
-}
-
-sub safe_psql
-{
-	my ($self, $sql, %o) = @_;
-	my ($rc, $out, $err) = $self->psql($sql, %o);
-	croak "psql (through pgbr) failed ($rc): $err\nquery: $sql" if $rc;
-	return $out;
-}
-
-sub raw_connect
-{
-	my ($self, %o) = @_;
-	return PgbrTest::Raw->new(port => $self->{port}, %o);
 }
 
 ###########################################################################
