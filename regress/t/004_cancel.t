@@ -127,5 +127,21 @@ sub finish
 	$c2->close;
 }
 
+# --- a statement of pgbr's own: SHOW JOBS <select> waits on a slow SELECT -------------
+# The cancel must reach both pgbr's executor (the statement ends with 57014)
+# and the internal query pgbr runs on the client's upstream session.
+{
+	my $p = start_psql('SHOW JOBS SELECT 1::bigint FROM pg_sleep(60) /* own */');
+	ok(wait_for(sub { running('SELECT 1::bigint FROM pg_sleep(60)') == 1 }, 20), 'the SELECT of SHOW JOBS runs upstream');
+	my $t0 = time;
+	$p->{h}->signal('INT');
+	my $r = finish($p);
+	ok(time - $t0 < 10, 'psql returned promptly after SIGINT on a pgbr statement');
+	like($r->{err}, qr/canceling statement due to user request/, 'pgbr statement cancelled with 57014');
+	ok(wait_for(sub { running('SELECT 1::bigint FROM pg_sleep(60)') == 0 }, 10), 'its internal query stopped upstream');
+	my ($rc, $out, $err) = $pgbr->psql("SHOW JOBS SELECT 1::bigint; ");
+	is($rc, 0, 'pgbr statements work again afterwards') or diag($err);
+}
+
 $pgbr->stop_ok;
 done_testing();
