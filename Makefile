@@ -108,7 +108,8 @@ clean:
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := fuzz_sql fuzz_proto
 .PHONY: fuzz
-fuzz: deps
+fuzz:
+	@contrib/install-deps.sh fuzz
 	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang SANITIZE=1 \
 	    CFLAGS_EXTRA=-fsanitize=fuzzer-no-link $(patsubst %,build-fuzz/fuzz/%,$(FUZZ_TARGETS))
 	@for t in $(FUZZ_TARGETS); do \

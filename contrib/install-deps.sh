@@ -2,6 +2,7 @@
 # Installs every Debian package that building, testing, the demo and the
 # benchmarks of pgbr need. Idempotent: when everything is present it only
 # runs dpkg-query and exits in well under a second.
+# `install-deps.sh fuzz` also installs clang for `make fuzz`.
 set -eu
 
 PKGS="build-essential pkg-config bison flex
@@ -9,6 +10,9 @@ postgresql-15 postgresql-client-15 libpq-dev
 libevent-dev libssl-dev libcurl4-openssl-dev libzstd-dev zstd libjansson-dev
 libipc-run-perl libtest-simple-perl perl
 pgbouncer python3-psycopg openssl procps iproute2 curl"
+if [ "${1:-}" = fuzz ]; then
+    PKGS="$PKGS clang"
+fi
 
 missing=""
 for p in $PKGS; do
