@@ -12,7 +12,7 @@ CC       ?= cc
 BISON    ?= bison
 FLEX     ?= flex
 
-PKGS     := libpq libevent libevent_openssl libevent_pthreads openssl jansson
+PKGS     := libpq libevent libevent_openssl libevent_pthreads openssl jansson libzstd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
