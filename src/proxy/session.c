@@ -39,17 +39,7 @@ static uint64_t next_session_id = 1;
 static uint32_t next_pid = 0;
 
 static void client_read_cb(struct bufferevent *bev, void *arg);
-static void flush_cb(evutil_socket_t fd, short what, void *arg);
-static void sock_read_cb(evutil_socket_t fd, short what, void *arg);
-static void set_reading(session *s, bool client, bool on);
-static void upstream_free(session *s);
-static void output_added_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg);
-static void client_write_cb(struct bufferevent *bev, void *arg);
-static void client_event_cb(struct bufferevent *bev, short what, void *arg);
 static void upstream_read_cb(struct bufferevent *bev, void *arg);
-static void upstream_write_cb(struct bufferevent *bev, void *arg);
-static void upstream_event_cb(struct bufferevent *bev, short what, void *arg);
-static void pump_upstream(session *s);
 
 static uint32_t rd32(const uint8_t *p)
 {
@@ -79,13 +69,13 @@ void session_accept(struct event_base *base, int fd, bool over_limit)
     } else {
         proxy_stats_data.clients_refused++;
     }
-    s->flush_ev = event_new(base, -1, 0, flush_cb, s);
-    bufferevent_setcb(s->client, client_read_cb, client_write_cb, client_event_cb, s);
-    s->client_out_cb = evbuffer_add_cb(bufferevent_get_output(s->client), output_added_cb, s);
-    /* EV_WRITE stays off on plain sockets: flush_cb writes directly and arms
+    s->flush_ev = event_new(base, -1, 0, session_flush_cb, s);
+    bufferevent_setcb(s->client, client_read_cb, session_client_write_cb, session_client_event_cb, s);
+    s->client_out_cb = evbuffer_add_cb(bufferevent_get_output(s->client), session_output_added_cb, s);
+    /* EV_WRITE stays off on plain sockets: session_flush_cb writes directly and arms
      * it only when the socket's buffer is full. Reading uses pgbr's own event. */
     bufferevent_disable(s->client, EV_READ | EV_WRITE);
-    s->client_rd = event_new(base, fd, EV_READ | EV_PERSIST, sock_read_cb, s);
+    s->client_rd = event_new(base, fd, EV_READ | EV_PERSIST, session_sock_read_cb, s);
     event_add(s->client_rd, NULL);
 }
 
@@ -111,7 +101,7 @@ void session_close(session *s)
         event_free(s->client_rd);
     if (s->client)
         bufferevent_free(s->client);
-    upstream_free(s);
+    session_upstream_free(s);
     while (s->pending_head) {
         pending_entry *e = s->pending_head;
         s->pending_head = e->next;
@@ -153,238 +143,9 @@ void session_send_fatal(session *s, const char *sqlstate, const char *message, c
         return;
     proto_put_error(bufferevent_get_output(s->client), "FATAL", sqlstate, message, detail, NULL, 0);
     s->phase = PHASE_CLOSING;
-    set_reading(s, true, false);
+    session_set_reading(s, true, false);
     if (s->upstream) {
-        upstream_free(s);
-    }
-}
-
-/* ---- input ----
- *
- * libevent's socket bufferevents ask the kernel how much is readable
- * (ioctl FIONREAD) before every read. On plain sockets pgbr reads with its own
- * persistent read event straight into the bufferevent's input buffer, one
- * system call per read. TLS connections keep the bufferevent path. */
-
-#define SOCK_READ_CHUNK 65536
-
-/* Read what the socket has into bev's input. Returns bytes read, 0 at EOF,
- * -1 on error, -2 when nothing was ready. */
-static ssize_t sock_read(struct bufferevent *bev, evutil_socket_t fd)
-{
-    struct evbuffer *in = bufferevent_get_input(bev);
-    struct evbuffer_iovec vec[2];
-    struct iovec iov[2];
-    int nvec;
-    ssize_t r;
-    evbuffer_unfreeze(in, 0);
-    nvec = evbuffer_reserve_space(in, SOCK_READ_CHUNK, vec, 2);
-    for (int i = 0; i < nvec; i++) {
-        iov[i].iov_base = vec[i].iov_base;
-        iov[i].iov_len = vec[i].iov_len;
-    }
-    r = readv(fd, iov, nvec);
-    if (r > 0) {
-        size_t left = (size_t)r;
-        for (int i = 0; i < nvec; i++) {
-            vec[i].iov_len = left < vec[i].iov_len ? left : vec[i].iov_len;
-            left -= vec[i].iov_len;
-        }
-        evbuffer_commit_space(in, vec, nvec);
-    }
-    evbuffer_freeze(in, 0);
-    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return -2;
-    return r;
-}
-
-/* A plain socket of the session is readable: read it, then process. */
-static void sock_read_cb(evutil_socket_t fd, short what, void *arg)
-{
-    session *s = arg;
-    bool client = s->client_rd != NULL && fd == event_get_fd(s->client_rd);
-    struct bufferevent *bev = client ? s->client : s->upstream;
-    ssize_t r = sock_read(bev, fd);
-    short ev;
-    (void)what;
-    if (r == -2)
-        return;
-    if (r > 0) {
-        if (client)
-            session_pump_client(s);
-        else
-            pump_upstream(s);
-        return;
-    }
-    ev = BEV_EVENT_READING | (r == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR);
-    if (client)
-        client_event_cb(bev, ev, s);
-    else
-        upstream_event_cb(bev, ev, s);
-}
-
-static void upstream_free(session *s)
-{
-    if (s->upstream_rd) {
-        event_free(s->upstream_rd);
-        s->upstream_rd = NULL;
-    }
-    if (s->upstream) {
-        bufferevent_free(s->upstream);
-        s->upstream = NULL;
-    }
-}
-
-/* Start or stop reading one side (flow control, waiting for a local op). */
-static void set_reading(session *s, bool client, bool on)
-{
-    struct event *ev = client ? s->client_rd : s->upstream_rd;
-    struct bufferevent *bev = client ? s->client : s->upstream;
-    if (ev != NULL) {
-        if (on)
-            event_add(ev, NULL);
-        else
-            event_del(ev);
-    } else if (bev != NULL) {
-        if (on)
-            bufferevent_enable(bev, EV_READ);
-        else
-            bufferevent_disable(bev, EV_READ);
-    }
-}
-
-/* ---- output ----
- *
- * libevent's socket bufferevents arm EV_WRITE when data is queued and disarm
- * it once written: two epoll_ctl calls per relayed message. Like PgBouncer,
- * pgbr instead writes directly to the socket, once per loop iteration after
- * everything of that iteration is queued, and arms EV_WRITE only when the
- * kernel would not take it all. TLS connections keep libevent's path. */
-
-static void output_added_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
-{
-    session *s = arg;
-    (void)buf;
-    if (info->n_added > 0 && s->flush_ev != NULL)
-        event_active(s->flush_ev, EV_TIMEOUT, 0);
-}
-
-/* Write bev's output now. Returns false when the session was closed. */
-static bool flush_direct(session *s, struct bufferevent *bev, bool is_client)
-{
-    struct evbuffer *out = bufferevent_get_output(bev);
-    int n;
-    if (evbuffer_get_length(out) == 0 || (is_client && s->client_tls) || (!is_client && !s->upstream_connected))
-        return true;
-    /* A socket bufferevent keeps the drain side of its output frozen so only
-     * it writes; thaw it around our write exactly as libevent's own writer does. */
-    evbuffer_unfreeze(out, 1);
-    n = evbuffer_write(out, bufferevent_getfd(bev));
-    evbuffer_freeze(out, 1);
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        bufferevent_enable(bev, EV_WRITE);  /* libevent reports the error through the event callback */
-        return true;
-    }
-    if (evbuffer_get_length(out) > 0) {
-        bufferevent_enable(bev, EV_WRITE);
-        return true;
-    }
-    /* drained: what the write callback would have done */
-    if (is_client) {
-        client_write_cb(bev, s);
-        return false;   /* may have closed the session */
-    }
-    upstream_write_cb(bev, s);
-    return true;
-}
-
-static void flush_cb(evutil_socket_t fd, short what, void *arg)
-{
-    session *s = arg;
-    (void)fd;
-    (void)what;
-    if (s->upstream && !flush_direct(s, s->upstream, false))
-        return;
-    flush_direct(s, s->client, true);
-}
-
-/* ---- flow control ---- */
-
-static void throttle_check(session *s, struct bufferevent *dst, struct bufferevent *src, bool *flag)
-{
-    if (evbuffer_get_length(bufferevent_get_output(dst)) > SESSION_HIGH_WATER && !*flag) {
-        *flag = true;
-        set_reading(s, src == s->client, false);
-        bufferevent_setwatermark(dst, EV_WRITE, SESSION_LOW_WATER, 0);
-    }
-}
-
-/* Bytes still waiting to reach the client's socket: with TLS, the filter
- * hands its output to the underlying socket bufferevent, which must drain too. */
-static size_t client_unsent(session *s)
-{
-    struct bufferevent *under = bufferevent_get_underlying(s->client);
-    return evbuffer_get_length(bufferevent_get_output(s->client)) +
-           (under ? evbuffer_get_length(bufferevent_get_output(under)) : 0);
-}
-
-static void linger_cb(evutil_socket_t fd, short what, void *arg)
-{
-    session *s = arg;
-    struct timeval tv = { 0, 10000 };
-    (void)fd;
-    (void)what;
-    /* give up after ~5 s: a client that does not read loses its last message */
-    if (client_unsent(s) == 0 || ++s->linger_ticks > 500) {
-        session_close(s);
-        return;
-    }
-    evtimer_add(s->linger_ev, &tv);
-}
-
-static void close_when_sent(session *s)
-{
-    struct timeval tv = { 0, 10000 };
-    if (client_unsent(s) == 0) {
-        session_close(s);
-        return;
-    }
-    if (s->client_tls && evbuffer_get_length(bufferevent_get_output(s->client)) == 0) {
-        if (s->linger_ev == NULL)
-            s->linger_ev = evtimer_new(bufferevent_get_base(s->client), linger_cb, s);
-        evtimer_add(s->linger_ev, &tv);
-    }
-}
-
-static void client_write_cb(struct bufferevent *bev, void *arg)
-{
-    session *s = arg;
-    if (!s->client_tls && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-        bufferevent_disable(bev, EV_WRITE);
-    if (s->phase == PHASE_CLOSING) {
-        close_when_sent(s);
-        return;
-    }
-    if (s->upstream_throttled && evbuffer_get_length(bufferevent_get_output(s->client)) <= SESSION_LOW_WATER) {
-        s->upstream_throttled = false;
-        bufferevent_setwatermark(s->client, EV_WRITE, 0, 0);
-        if (s->upstream)
-            set_reading(s, false, true);
-        pump_upstream(s);
-    }
-}
-
-static void upstream_write_cb(struct bufferevent *bev, void *arg)
-{
-    session *s = arg;
-    if (s->upstream_connected && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-        bufferevent_disable(bev, EV_WRITE);
-    if (s->client_throttled && evbuffer_get_length(bufferevent_get_output(s->upstream)) <= SESSION_LOW_WATER) {
-        s->client_throttled = false;
-        bufferevent_setwatermark(s->upstream, EV_WRITE, 0, 0);
-        if (s->local == NULL)
-            set_reading(s, true, true);
-        session_pump_client(s);
+        session_upstream_free(s);
     }
 }
 
@@ -395,8 +156,8 @@ static void upstream_connect(session *s)
     int len;
     const struct sockaddr *sa = proxy_upstream_addr(&len);
     s->upstream = bufferevent_socket_new(bufferevent_get_base(s->client), -1, BEV_OPT_CLOSE_ON_FREE);
-    bufferevent_setcb(s->upstream, upstream_read_cb, upstream_write_cb, upstream_event_cb, s);
-    evbuffer_add_cb(bufferevent_get_output(s->upstream), output_added_cb, s);
+    bufferevent_setcb(s->upstream, upstream_read_cb, session_upstream_write_cb, session_upstream_event_cb, s);
+    evbuffer_add_cb(bufferevent_get_output(s->upstream), session_output_added_cb, s);
     bufferevent_enable(s->upstream, EV_READ | EV_WRITE);   /* EV_WRITE detects the connect */
     /* The startup packet waits in the output buffer until the connection is up. */
     evbuffer_add(bufferevent_get_output(s->upstream), s->startup, s->startup_len);
@@ -432,7 +193,7 @@ static void start_tls(session *s)
     bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
     s->client = tls;
     s->client_tls = true;
-    bufferevent_setcb(s->client, client_read_cb, client_write_cb, client_event_cb, s);
+    bufferevent_setcb(s->client, client_read_cb, session_client_write_cb, session_client_event_cb, s);
     bufferevent_enable(s->client, EV_READ | EV_WRITE);
 }
 
@@ -601,7 +362,7 @@ void session_pump_client(session *s)
                 break;
             session_forward_client_bytes(s, n);
             s->client_remaining -= (uint32_t)n;
-            throttle_check(s, s->upstream, s->client, &s->client_throttled);
+            session_throttle_check(s, s->upstream, s->client, &s->client_throttled);
             continue;
         }
         if (avail < 5)
@@ -643,7 +404,7 @@ void session_pump_client(session *s)
             if (type == 'X') {
                 session_forward_client_bytes(s, len + 1);
                 s->phase = PHASE_CLOSING;
-                set_reading(s, true, false);
+                session_set_reading(s, true, false);
                 return;
             }
             evbuffer_drain(in, (size_t)len + 1 < avail ? (size_t)len + 1 : avail);
@@ -709,7 +470,7 @@ void session_pump_client(session *s)
         case 'X':
             session_forward_client_bytes(s, 5);
             s->phase = PHASE_CLOSING;
-            set_reading(s, true, false);
+            session_set_reading(s, true, false);
             return;
         case 'F':
             session_forward_client_bytes(s, 5);
@@ -723,7 +484,7 @@ void session_pump_client(session *s)
         }
     }
 out:
-    throttle_check(s, s->upstream, s->client, &s->client_throttled);
+    session_throttle_check(s, s->upstream, s->client, &s->client_throttled);
 }
 
 static void client_read_cb(struct bufferevent *bev, void *arg)
@@ -732,7 +493,7 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
     session_pump_client(arg);
 }
 
-static void client_event_cb(struct bufferevent *bev, short what, void *arg)
+void session_client_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     session *s = arg;
     (void)bev;
@@ -751,7 +512,7 @@ static void resume_cb(evutil_socket_t fd, short what, void *arg)
 void session_enqueue_local(session *s, local_op *op)
 {
     s->local = op;
-    set_reading(s, true, false);
+    session_set_reading(s, true, false);
     proxy_stats_data.local_statements++;
     if (s->pending_head != NULL) {
         /* Make the upstream deliver the answers the local op waits behind
@@ -769,7 +530,7 @@ void session_finish_local(session *s)
     if (s->phase != PHASE_READY)
         return;
     if (!s->client_throttled)
-        set_reading(s, true, true);
+        session_set_reading(s, true, true);
     /* Continue with what the client already sent, from the loop rather than
      * from deep inside the callback chain that finished the op. */
     if (s->resume_ev == NULL)
@@ -882,7 +643,7 @@ static void relay_run(struct evbuffer *in, struct evbuffer *out, size_t *run)
     *run = 0;
 }
 
-static void pump_upstream(session *s)
+void session_pump_upstream(session *s)
 {
     struct evbuffer *in, *out;
     size_t run = 0;     /* complete messages at the front of `in`, relayed in one move */
@@ -909,7 +670,7 @@ static void pump_upstream(session *s)
             evbuffer_remove_buffer(in, out, n);
             proxy_stats_data.bytes_upstream_to_client += n;
             s->upstream_remaining -= (uint32_t)n;
-            throttle_check(s, s->client, s->upstream, &s->upstream_throttled);
+            session_throttle_check(s, s->client, s->upstream, &s->upstream_throttled);
             continue;
         }
         avail = evbuffer_get_length(in) - run;
@@ -983,7 +744,7 @@ static void pump_upstream(session *s)
             if (type == 'E' && s->phase == PHASE_AUTH) {
                 /* authentication failed: the error is relayed, now close */
                 s->phase = PHASE_CLOSING;
-                upstream_free(s);
+                session_upstream_free(s);
                 return;
             }
         } else if ((size_t)len + 1 <= avail) {
@@ -1007,7 +768,7 @@ static void pump_upstream(session *s)
         }
         if (run >= SESSION_HIGH_WATER)
             relay_run(in, out, &run);
-        throttle_check(s, s->client, s->upstream, &s->upstream_throttled);
+        session_throttle_check(s, s->client, s->upstream, &s->upstream_throttled);
     }
     relay_run(in, out, &run);
     /* The answer that completed the last forwarded entry may have been
@@ -1019,10 +780,10 @@ static void pump_upstream(session *s)
 static void upstream_read_cb(struct bufferevent *bev, void *arg)
 {
     (void)bev;
-    pump_upstream(arg);
+    session_pump_upstream(arg);
 }
 
-static void upstream_event_cb(struct bufferevent *bev, short what, void *arg)
+void session_upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     session *s = arg;
     if (what & BEV_EVENT_CONNECTED) {
@@ -1032,7 +793,7 @@ static void upstream_event_cb(struct bufferevent *bev, short what, void *arg)
         setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         bufferevent_disable(bev, EV_READ);
         s->upstream_rd = event_new(bufferevent_get_base(bev), bufferevent_getfd(bev), EV_READ | EV_PERSIST,
-                                   sock_read_cb, s);
+                                   session_sock_read_cb, s);
         if (!s->upstream_throttled)
             event_add(s->upstream_rd, NULL);
         return;
@@ -1044,13 +805,13 @@ static void upstream_event_cb(struct bufferevent *bev, short what, void *arg)
             return;
         }
         /* Relay whatever the upstream said last (e.g. a FATAL), then close. */
-        pump_upstream(s);
+        session_pump_upstream(s);
         if (s->upstream) {
-            upstream_free(s);
+            session_upstream_free(s);
         }
         if (s->phase != PHASE_CLOSING)
             s->phase = PHASE_CLOSING;
-        set_reading(s, true, false);
-        close_when_sent(s);
+        session_set_reading(s, true, false);
+        session_close_when_sent(s);
     }
 }

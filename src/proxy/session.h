@@ -19,7 +19,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <openssl/ssl.h>
 
 #include "pgbr/exec.h"
@@ -186,6 +188,23 @@ void session_forward_message(session *s, uint8_t type, const uint8_t *body, uint
 void session_enqueue_local(session *s, local_op *op);
 /* The local operation is finished: free it and resume reading the client. */
 void session_finish_local(session *s);
+
+void session_pump_upstream(session *s);
+void session_client_event_cb(struct bufferevent *bev, short what, void *arg);
+void session_upstream_event_cb(struct bufferevent *bev, short what, void *arg);
+
+/* sockio.c: socket mechanics */
+void session_sock_read_cb(evutil_socket_t fd, short what, void *arg);
+void session_set_reading(session *s, bool client, bool on);
+void session_upstream_free(session *s);
+void session_output_added_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg);
+void session_flush_cb(evutil_socket_t fd, short what, void *arg);
+void session_client_write_cb(struct bufferevent *bev, void *arg);
+void session_upstream_write_cb(struct bufferevent *bev, void *arg);
+/* Stop reading src while dst's output holds more than SESSION_HIGH_WATER. */
+void session_throttle_check(session *s, struct bufferevent *dst, struct bufferevent *src, bool *flag);
+/* Close once everything queued for the client has reached its socket. */
+void session_close_when_sent(session *s);
 
 /* local.c: pgbr's own statements */
 /* Each returns true when the message is ours (it then keeps a copy of the
