@@ -68,7 +68,7 @@ $(SCAN_C) $(SCAN_H): grammar/scan.l $(GRAM_H)
 $(BUILD)/grammar/%.o: $(BUILD)/grammar/%.c $(GRAM_H) $(SCAN_H)
 	$(CC) $(CFLAGS_COMMON) -Wno-unused-parameter -Wno-sign-compare -Wno-unused-function -Wno-unused-but-set-variable -c -o $@ $<
 
-$(BUILD)/%.o: %.c $(GRAM_H) $(SCAN_H) $(wildcard include/pgbr/*.h)
+$(BUILD)/%.o: %.c $(GRAM_H) $(SCAN_H) $(wildcard include/pgbr/*.h) $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -c -o $@ $<
 
