@@ -36,6 +36,7 @@ static void apply_runtime_settings(const pgbr_config *cfg)
     memset(&ec, 0, sizeof ec);
     ec.admin_role = cfg->admin_role;
     ec.node_id = cfg->node_id;
+    ec.external_io_dir = cfg->external_io_dir;
     exec_configure(&ec);
 }
 

@@ -102,6 +102,8 @@ typedef struct exec_config {
     const char *admin_role;
     /* This node's --node-id: mixed into job ids, shown as coordinator_id. */
     int node_id;
+    /* --external-io-dir: root of nodelocal:// and file:// URLs (NULL = none). */
+    const char *external_io_dir;
 } exec_config;
 
 /*

@@ -22,16 +22,21 @@
 /* Loop-thread only. */
 static char *exec_admin_role;
 static int exec_node_id;
+static char *exec_external_io_dir;
 
 void exec_configure(const exec_config *cfg)
 {
     free(exec_admin_role);
     exec_admin_role = NULL;
+    free(exec_external_io_dir);
+    exec_external_io_dir = NULL;
     exec_node_id = 0;
     if (cfg == NULL)
         return;
     if (cfg->admin_role != NULL && cfg->admin_role[0] != '\0')
         exec_admin_role = strdup(cfg->admin_role);
+    if (cfg->external_io_dir != NULL && cfg->external_io_dir[0] != '\0')
+        exec_external_io_dir = strdup(cfg->external_io_dir);
     exec_node_id = cfg->node_id;
 }
 
@@ -54,6 +59,11 @@ static void exec_request_free(exec_request *req)
         free(req->params[i]);
     free(req->params);
     free(req->admin_role);
+    free(req->current_user);
+    free(req->external_io_dir);
+    free(req->backups.uri);
+    result_set_free(req->backups.rs);
+    pgbr_error_clear(&req->backups.err);
     exec_show_jobs_free(&req->jobs);
     free(req);
 }
@@ -249,6 +259,61 @@ bool exec_param_value(const exec_request *req, int n, const char **value, pgbr_e
 }
 
 /* ---------------------------------------------------------------------------
+ * Who is asking
+ * ------------------------------------------------------------------------- */
+
+/* Superuser, or member of the admin role (a role that does not exist has no
+ * members), decided by PostgreSQL on the client's own session. */
+static const char exec_privilege_sql[] =
+    "SELECT current_user::text,"
+    " r.rolsuper OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles a"
+    " WHERE a.rolname = $1 AND pg_catalog.pg_has_role(current_user, a.oid, 'MEMBER'))"
+    " FROM pg_catalog.pg_roles r WHERE r.rolname = current_user";
+
+static void exec_on_identity(exec_request *req, result_set *rs, pgbr_error *err)
+{
+    const char *user, *admin;
+    exec_after_fn next = req->identity_next;
+
+    req->identity_next = NULL;
+    if (rs == NULL) {
+        exec_finish(req, NULL, err);
+        return;
+    }
+    user = result_set_value(rs, 0, 0);
+    admin = result_set_value(rs, 0, 1);
+    if (user == NULL) {
+        result_set_free(rs);
+        exec_fail(req, "42704", "could not determine the current user's role");
+        return;
+    }
+    free(req->current_user);
+    req->current_user = exec_xalloc(strdup(user));
+    req->is_admin = admin != NULL && strcmp(admin, "t") == 0;
+    result_set_free(rs);
+    next(req);
+}
+
+void exec_identify(exec_request *req, exec_after_fn next)
+{
+    const char *params[1] = { req->admin_role };
+    req->identity_next = next;
+    exec_run_query(req, exec_privilege_sql, 1, params, exec_on_identity);
+}
+
+const char *exec_string_value(exec_request *req, const sql_string *str, pgbr_error *err)
+{
+    const char *v = NULL;
+    if (str->param == 0)
+        return str->value;
+    if (!exec_param_value(req, str->param, &v, err))
+        return NULL;
+    if (v == NULL)
+        pgbr_error_set(err, "22004", "parameter $%d must not be NULL", str->param);
+    return v;
+}
+
+/* ---------------------------------------------------------------------------
  * BACKUP / RESTORE: the checks the reference makes before anything else
  * ------------------------------------------------------------------------- */
 
@@ -342,6 +407,8 @@ static void exec_dispatch(exec_request *req)
         exec_restore(req);
         return;
     case SQL_SHOW_BACKUPS:
+        exec_show_backups_start(req);
+        return;
     case SQL_SHOW_BACKUP:
     case SQL_CONTROL_JOBS:
     case SQL_ALTER_BACKUP:
@@ -373,6 +440,8 @@ exec_request *exec_start(const sql_stmt *stmt, const char *text, const exec_para
     req->done_arg = arg;
     req->admin_role = exec_xalloc(strdup(exec_admin_role != NULL ? exec_admin_role : EXEC_DEFAULT_ADMIN_ROLE));
     req->node_id = exec_node_id;
+    if (exec_external_io_dir != NULL)
+        req->external_io_dir = exec_xalloc(strdup(exec_external_io_dir));
     if (params != NULL && params->n > 0) {
         req->nparams = params->n;
         req->params = exec_xalloc(calloc((size_t)params->n, sizeof *req->params));

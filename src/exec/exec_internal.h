@@ -46,6 +46,14 @@ typedef struct exec_jobs_state {
     pgbr_error err;          /* worker output */
 } exec_jobs_state;
 
+/* State of a SHOW BACKUPS request: filled on the loop thread, read by the
+ * worker task, which fills rs/err. */
+typedef struct exec_backups_state {
+    char *uri;
+    result_set *rs;
+    pgbr_error err;
+} exec_backups_state;
+
 struct exec_request {
     int refs;
     bool finished;
@@ -61,7 +69,12 @@ struct exec_request {
     exec_step_cb query_cb;         /* the outstanding run_query's continuation */
     exec_work_fn work_fn;          /* the outstanding pool task */
     exec_after_fn after_fn;
+    exec_after_fn identity_next;   /* exec_identify's continuation */
+    char *current_user;            /* after exec_identify */
+    bool is_admin;                 /* superuser or member of the admin role */
+    char *external_io_dir;         /* configuration at exec_start */
     exec_jobs_state jobs;
+    exec_backups_state backups;
 };
 
 /* Complete the request: done(rs) or done(err) unless already finished or
@@ -88,6 +101,17 @@ bool exec_parse_int8(const char *text, int64_t *out, pgbr_error *err);
 /* The bound value of $n: *value is NULL for SQL NULL. False (err set,
  * 08P01) when the statement was not given that many values. */
 bool exec_param_value(const exec_request *req, int n, const char **value, pgbr_error *err);
+
+/* Who is asking: run the privilege query on the client's own session, set
+ * req->current_user and req->is_admin, then continue with next. */
+void exec_identify(exec_request *req, exec_after_fn next);
+
+/* The value of a string slot: a literal or a bound $n. NULL (err set) for
+ * a missing parameter or SQL NULL. */
+const char *exec_string_value(exec_request *req, const sql_string *str, pgbr_error *err);
+
+/* SHOW BACKUPS IN (show_backups.c). */
+void exec_show_backups_start(exec_request *req);
 
 /* SHOW [AUTOMATIC|CHANGEFEED] JOB(S) in every form (show_jobs.c). */
 void exec_show_jobs_start(exec_request *req);

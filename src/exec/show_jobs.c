@@ -21,12 +21,6 @@
 #include "pgbr/catalog.h"
 #include "pgbr/log.h"
 
-static const char exec_privilege_sql[] =
-    "SELECT current_user::text,"
-    " r.rolsuper OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles a"
-    " WHERE a.rolname = $1 AND pg_catalog.pg_has_role(current_user, a.oid, 'MEMBER'))"
-    " FROM pg_catalog.pg_roles r WHERE r.rolname = current_user";
-
 static char *jobs_strdup(const char *s)
 {
     char *out;
@@ -204,26 +198,11 @@ static void jobs_resolve_ids(exec_request *req)
     }
 }
 
-/* Step 1 result. */
-static void jobs_on_privileges(exec_request *req, result_set *rs, pgbr_error *err)
+/* Step 1 done: req->current_user and req->is_admin are known. */
+static void jobs_on_identity(exec_request *req)
 {
-    const char *user, *admin;
-
-    if (rs == NULL) {
-        exec_finish(req, NULL, err);
-        return;
-    }
-    user = result_set_value(rs, 0, 0);
-    admin = result_set_value(rs, 0, 1);
-    if (user == NULL) {
-        result_set_free(rs);
-        exec_fail(req, "42704", "could not determine the current user's role");
-        return;
-    }
-    req->jobs.current_user = jobs_strdup(user);
-    req->jobs.is_admin = admin != NULL && strcmp(admin, "t") == 0;
-    result_set_free(rs);
-
+    req->jobs.current_user = jobs_strdup(req->current_user);
+    req->jobs.is_admin = req->is_admin;
     if (req->jobs.listing)
         jobs_fetch(req);
     else
@@ -233,7 +212,6 @@ static void jobs_on_privileges(exec_request *req, result_set *rs, pgbr_error *er
 void exec_show_jobs_start(exec_request *req)
 {
     const sql_show_jobs *s = &req->stmt->u.show_jobs;
-    const char *params[1];
 
     if (s->changefeed) {
         exec_fail(req, "0A000", "SHOW CHANGEFEED JOBS is not supported by pgbr");
@@ -271,6 +249,5 @@ void exec_show_jobs_start(exec_request *req)
     req->jobs.timezone = jobs_strdup(req->info.timezone);
     req->jobs.intervalstyle = jobs_strdup(req->info.intervalstyle);
 
-    params[0] = req->admin_role;
-    exec_run_query(req, exec_privilege_sql, 1, params, jobs_on_privileges);
+    exec_identify(req, jobs_on_identity);
 }
