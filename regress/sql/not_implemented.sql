@@ -8,7 +8,6 @@ RESTORE FROM LATEST IN 'nodelocal://1/x';
 \echo :LAST_ERROR_SQLSTATE
 -- Others: only the SQLSTATE is shown here.
 \set VERBOSITY sqlstate
-SHOW BACKUPS IN 'nodelocal://1/x';
 SHOW BACKUP FROM LATEST IN 'nodelocal://1/x';
 PAUSE JOB 1;
 RESUME JOB 1;
