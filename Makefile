@@ -106,7 +106,7 @@ clean:
 # libFuzzer targets for the parsers of untrusted bytes (clang). Each runs for
 # FUZZ_SECONDS; crashers land in regress/fuzz/crashers/ and become regression inputs.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := fuzz_sql fuzz_proto
+FUZZ_TARGETS := fuzz_sql fuzz_proto fuzz_datafile fuzz_manifest
 .PHONY: fuzz
 fuzz:
 	@contrib/install-deps.sh fuzz

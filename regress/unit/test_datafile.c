@@ -422,6 +422,9 @@ static void test_forged(void)
     FORGE(put_u32(f.data + offs[0] + 12, 0xFFFFFFFFu));
     tap_ok(expect_fail(&f, f.len, &rows, "XX001", "stored length 4294967295 is impossible",
                        false), "a giant stored length");
+    FORGE(put_u32(f.data + offs[0] + 8, get_u32(f.data + offs[0] + 12) * 32768u + 1));
+    tap_ok(expect_fail(&f, f.len, &rows, "XX001", "is impossible for raw length", false),
+           "a raw length beyond zstd's 32768:1 maximum ratio");
     FORGE(put_u32(f.data + offs[0] + 4, 4000000));
     tap_ok(expect_fail(&f, f.len, &rows, "XX001", "claims 4000000 rows", false),
            "more rows than bytes");
