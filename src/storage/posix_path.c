@@ -184,33 +184,17 @@ int posix_parent(const posix_storage *ps, const char *path, bool create, char **
  */
 static bool posix_lexical(const char *in, const storage_url *url, char **out, pgbr_error *err)
 {
-    size_t len = strlen(in), o = 0;
-    char *norm = malloc(len + 1);
-    const char *p = in;
-
-    if (norm == NULL)
+    switch (storage_normalize(in, false, out)) {
+    case STORAGE_NORM_OOM:
         return posix_oom(err);
-    while (*p != '\0') {
-        size_t n = strcspn(p, "/");
-
-        if (n == 2 && strncmp(p, "..", 2) == 0) {
-            free(norm);
-            pgbr_error_set(err, "42501", "storage URL \"%s\" leads outside external_io_dir", url->display);
-            pgbr_error_detail(err, "\"..\" path components are not allowed.");
-            return false;
-        }
-        if (n > 0 && !(n == 1 && p[0] == '.')) {
-            if (o > 0)
-                norm[o++] = '/';
-            memcpy(norm + o, p, n);
-            o += n;
-        }
-        p += n;
-        if (*p == '/')
-            p++;
+    case STORAGE_NORM_DOTDOT:
+    case STORAGE_NORM_TEMP:
+        pgbr_error_set(err, "42501", "storage URL \"%s\" leads outside external_io_dir", url->display);
+        pgbr_error_detail(err, "\"..\" path components are not allowed.");
+        return false;
+    case STORAGE_NORM_OK:
+        break;
     }
-    norm[o] = '\0';
-    *out = norm;
     return true;
 }
 

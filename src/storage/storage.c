@@ -307,34 +307,25 @@ const char *storage_display_url(const storage *st)
 
 /* ---- paths --------------------------------------------------------------- */
 
-/*
- * Normalise a path relative to the storage root into *out ("a/b/c"):
- * leading, doubled and trailing '/' and "." components go, ".." and the
- * reserved temporary prefix are refused. allow_empty: "" (the root) is fine.
- */
-static bool storage_path(const storage *st, const char *path, bool allow_empty, char **out,
-                         pgbr_error *err)
+storage_norm_result storage_normalize(const char *path, bool check_temp, char **out)
 {
-    size_t len = path != NULL ? strlen(path) : 0;
+    size_t len = path != NULL ? strlen(path) : 0, o = 0, tlen = strlen(STORAGE_TEMP_PREFIX);
     char *norm = malloc(len + 1);
-    size_t o = 0;
     const char *p = path;
 
+    *out = NULL;
     if (norm == NULL)
-        return storage_oom(err);
+        return STORAGE_NORM_OOM;
     while (p != NULL && *p != '\0') {
         size_t n = strcspn(p, "/");
 
         if (n == 2 && strncmp(p, "..", 2) == 0) {
             free(norm);
-            pgbr_error_set(err, "42501", "storage path \"%s\" leads outside \"%s\"", path, st->display);
-            pgbr_error_detail(err, "\"..\" path components are not allowed");
-            return false;
+            return STORAGE_NORM_DOTDOT;
         }
-        if (n >= strlen(STORAGE_TEMP_PREFIX) && strncmp(p, STORAGE_TEMP_PREFIX, strlen(STORAGE_TEMP_PREFIX)) == 0) {
+        if (check_temp && n >= tlen && strncmp(p, STORAGE_TEMP_PREFIX, tlen) == 0) {
             free(norm);
-            return pgbr_error_set(err, "22023", "storage path \"%s\" uses the reserved prefix \"%s\"", path,
-                                  STORAGE_TEMP_PREFIX);
+            return STORAGE_NORM_TEMP;
         }
         if (n > 0 && !(n == 1 && p[0] == '.')) {
             if (o > 0)
@@ -347,11 +338,36 @@ static bool storage_path(const storage *st, const char *path, bool allow_empty, 
             p++;
     }
     norm[o] = '\0';
-    if (o == 0 && !allow_empty) {
-        free(norm);
+    *out = norm;
+    return STORAGE_NORM_OK;
+}
+
+/*
+ * Normalise a path relative to the storage root into *out ("a/b/c"):
+ * leading, doubled and trailing '/' and "." components go, ".." and the
+ * reserved temporary prefix are refused. allow_empty: "" (the root) is fine.
+ */
+static bool storage_path(const storage *st, const char *path, bool allow_empty, char **out,
+                         pgbr_error *err)
+{
+    switch (storage_normalize(path, true, out)) {
+    case STORAGE_NORM_OOM:
+        return storage_oom(err);
+    case STORAGE_NORM_DOTDOT:
+        pgbr_error_set(err, "42501", "storage path \"%s\" leads outside \"%s\"", path, st->display);
+        pgbr_error_detail(err, "\"..\" path components are not allowed");
+        return false;
+    case STORAGE_NORM_TEMP:
+        return pgbr_error_set(err, "22023", "storage path \"%s\" uses the reserved prefix \"%s\"", path,
+                              STORAGE_TEMP_PREFIX);
+    case STORAGE_NORM_OK:
+        break;
+    }
+    if ((*out)[0] == '\0' && !allow_empty) {
+        free(*out);
+        *out = NULL;
         return pgbr_error_set(err, "22023", "empty storage path in \"%s\"", st->display);
     }
-    *out = norm;
     return true;
 }
 

@@ -72,4 +72,14 @@ char *storage_display_join(const char *display, const char *path);
 bool storage_error_errno(pgbr_error *err, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Lexical normalisation shared by the front end and the drivers: "a/b/c"
+ * without leading, doubled or trailing '/' and without "." components. */
+typedef enum storage_norm_result {
+    STORAGE_NORM_OK = 0,
+    STORAGE_NORM_DOTDOT,  /* a ".." component */
+    STORAGE_NORM_TEMP,    /* a component with the reserved temporary prefix (check_temp) */
+    STORAGE_NORM_OOM
+} storage_norm_result;
+storage_norm_result storage_normalize(const char *path, bool check_temp, char **out);
+
 #endif
