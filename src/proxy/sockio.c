@@ -12,6 +12,8 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 /* ---- input ----
@@ -19,7 +21,7 @@
  * libevent's socket bufferevents ask the kernel how much is readable
  * (ioctl FIONREAD) before every read. On plain sockets pgbr reads with its own
  * persistent read event straight into the bufferevent's input buffer, one
- * system call per read. TLS connections keep the bufferevent path. */
+ * recv() per read. TLS connections keep the bufferevent path. */
 
 #define SOCK_READ_CHUNK 65536
 
@@ -28,29 +30,55 @@
 static ssize_t sock_read(struct bufferevent *bev, evutil_socket_t fd)
 {
     struct evbuffer *in = bufferevent_get_input(bev);
-    struct evbuffer_iovec vec[2];
-    struct iovec iov[2];
-    int nvec;
+    struct evbuffer_iovec vec[1];
     ssize_t r;
     evbuffer_unfreeze(in, 0);
-    nvec = evbuffer_reserve_space(in, SOCK_READ_CHUNK, vec, 2);
-    for (int i = 0; i < nvec; i++) {
-        iov[i].iov_base = vec[i].iov_base;
-        iov[i].iov_len = vec[i].iov_len;
+    /* One contiguous extent and recv(): the cheapest read the kernel offers
+     * (readv goes through the generic iovec path). */
+    if (evbuffer_reserve_space(in, SOCK_READ_CHUNK, vec, 1) < 1) {
+        evbuffer_freeze(in, 0);
+        errno = ENOMEM;
+        return -1;
     }
-    r = readv(fd, iov, nvec);
+    r = recv(fd, vec[0].iov_base, vec[0].iov_len, 0);
     if (r > 0) {
-        size_t left = (size_t)r;
-        for (int i = 0; i < nvec; i++) {
-            vec[i].iov_len = left < vec[i].iov_len ? left : vec[i].iov_len;
-            left -= vec[i].iov_len;
-        }
-        evbuffer_commit_space(in, vec, nvec);
+        vec[0].iov_len = (size_t)r;
+        evbuffer_commit_space(in, vec, 1);
     }
     evbuffer_freeze(in, 0);
     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return -2;
     return r;
+}
+
+/* Write as much of out as the socket takes: send() for one chunk (the usual
+ * case for small messages), sendmsg() with up to 16 chunks otherwise. */
+static ssize_t sock_write(struct evbuffer *out, evutil_socket_t fd)
+{
+    struct evbuffer_iovec vec[16];
+    struct iovec iov[16];
+    int n = evbuffer_peek(out, -1, NULL, vec, 16);
+    ssize_t w;
+    if (n > 16)
+        n = 16;
+    if (n <= 1) {
+        if (n < 1)
+            return 0;
+        w = send(fd, vec[0].iov_base, vec[0].iov_len, MSG_NOSIGNAL);
+    } else {
+        struct msghdr msg;
+        memset(&msg, 0, sizeof msg);
+        for (int i = 0; i < n; i++) {
+            iov[i].iov_base = vec[i].iov_base;
+            iov[i].iov_len = vec[i].iov_len;
+        }
+        msg.msg_iov = iov;
+        msg.msg_iovlen = (size_t)n;
+        w = sendmsg(fd, &msg, MSG_NOSIGNAL);
+    }
+    if (w > 0)
+        evbuffer_drain(out, (size_t)w);
+    return w;
 }
 
 /* A plain socket of the session is readable: read it, then process. */
@@ -128,13 +156,13 @@ void session_output_added_cb(struct evbuffer *buf, const struct evbuffer_cb_info
 static bool flush_direct(session *s, struct bufferevent *bev, bool is_client)
 {
     struct evbuffer *out = bufferevent_get_output(bev);
-    int n;
+    ssize_t n;
     if (evbuffer_get_length(out) == 0 || (is_client && s->client_tls) || (!is_client && !s->upstream_connected))
         return true;
     /* A socket bufferevent keeps the drain side of its output frozen so only
      * it writes; thaw it around our write exactly as libevent's own writer does. */
     evbuffer_unfreeze(out, 1);
-    n = evbuffer_write(out, bufferevent_getfd(bev));
+    n = sock_write(out, bufferevent_getfd(bev));
     evbuffer_freeze(out, 1);
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
         bufferevent_enable(bev, EV_WRITE);  /* libevent reports the error through the event callback */
