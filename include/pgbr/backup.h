@@ -1,0 +1,93 @@
+/*
+ * backup.h - the backup engine: a full backup of one or more databases of the
+ * upstream PostgreSQL into a backup collection (DESIGN.md sections 1 and 4,
+ * docs/backup-engine.md).
+ *
+ * backup_run() is a blocking function for a worker thread (never the event
+ * loop's): it opens libpq connections in blocking mode, runs pg_dump as a
+ * child process and writes through storage.h. For each database it takes one
+ * exported snapshot shared by req->workers copy connections, so everything
+ * written for a database is consistent as of one point; different databases
+ * have different snapshots (PostgreSQL snapshots do not span databases).
+ *
+ * What it writes, under <collection><subdir>/ (subdir from req->end_time_us):
+ *   BACKUP-LOCK-<job id>            first (layout_lock_backup_dir)
+ *   schema/<db>.dump                pg_dump --schema-only --format=custom
+ *   data/<db>/<table oid>/<n>.pgbr  data files (datafile.h, zstd), one per chunk
+ *   BACKUP_MANIFEST, BACKUP_MANIFEST.sha256   last but one
+ *   then the collection's LATEST pointer (layout_write_latest).
+ * <db> is the database name with every byte outside [A-Za-z0-9_-] written as
+ * %XX (backup_path_component). On failure everything under the subdir is
+ * removed (when this job took the lock) and LATEST is not touched.
+ *
+ * Threads: backup_request and the strings it points to are read-only and
+ * must outlive the call. The progress callback is called from backup_run's
+ * thread and from its copy threads, never two at a time.
+ */
+#ifndef PGBR_BACKUP_H
+#define PGBR_BACKUP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pgbr/error.h"
+#include "pgbr/layout.h"
+#include "pgbr/storage.h"
+
+/* Tables larger than this (pg_relation_size) are split into ctid ranges. */
+#define BACKUP_CHUNK_THRESHOLD_DEFAULT (64ull * 1024 * 1024)
+
+typedef struct backup_request {
+    /* libpq keyword=value conninfo WITHOUT dbname, e.g. "host=/tmp port=5432
+     * user=postgres"; dbname is added per database. A password in it is passed
+     * to pg_dump through PGPASSWORD, never on its command line. */
+    const char *conninfo;
+    const char *const *databases;   /* the databases to back up (n >= 1) */
+    size_t ndatabases;
+    const char *collection_url;     /* storage_open URL of the collection */
+    const storage_config *storage;
+    int64_t job_id;                 /* for the lock file */
+    int64_t end_time_us;            /* names the subdir and is the manifest's end_time */
+    int workers;                    /* copy connections per database; <= 0: 4 */
+    uint64_t chunk_threshold_bytes; /* 0: BACKUP_CHUNK_THRESHOLD_DEFAULT */
+    uint64_t chunk_bytes;           /* size of one ctid chunk; 0: the threshold */
+    const char *pg_dump_path;       /* NULL: /usr/lib/postgresql/<major>/bin/pg_dump,
+                                     * else `pg_config --bindir`/pg_dump, else PATH */
+    int zstd_level;                 /* 0: FILTER_ZSTD_LEVEL_DEFAULT */
+    /* Test hook: called once per database after every copy connection has
+     * imported the snapshot and before any data is read. NULL: none. */
+    void (*after_snapshot)(void *arg, const char *database);
+    void *after_snapshot_arg;
+} backup_request;
+
+/* Progress: fraction_completed in [0, 1] (bytes copied / bytes estimated by
+ * pg_relation_size, databases weighted equally), running_status a short text.
+ * Return false to cancel the backup (it then fails with 57014). */
+typedef bool (*backup_progress_fn)(void *arg, double fraction_completed, const char *running_status);
+
+typedef struct backup_result {
+    char subdir[LAYOUT_SUBDIR_SIZE];    /* "/YYYY/MM/DD-HHMMSS.ss" */
+    uint64_t rows;
+    uint64_t bytes;             /* logical: uncompressed COPY text bytes */
+    uint64_t index_entries;     /* rows x secondary (non-primary-key) indexes */
+    uint64_t files;             /* data files + schema dumps */
+    uint64_t stored_bytes;      /* what the data and schema files take in storage */
+} backup_result;
+
+/*
+ * Take a full backup of req->databases into req->collection_url. progress may
+ * be NULL. On success fills *out and returns true. On failure returns false
+ * with err set: connection failures keep libpq's SQLSTATE when the server
+ * sent one (08006 otherwise); an unknown database is 3D000; large objects
+ * 0A000; pg_dump failing XX000 with its stderr in the DETAIL; storage errors
+ * as storage.h says; a cancel from the progress callback 57014.
+ */
+bool backup_run(const backup_request *req, backup_progress_fn progress, void *arg,
+                backup_result *out, pgbr_error *err);
+
+/* A name as one path component: bytes outside [A-Za-z0-9_-] become %XX
+ * (upper-case hex). Returns a malloc'd string or NULL when out of memory. */
+char *backup_path_component(const char *name);
+
+#endif

@@ -1,0 +1,586 @@
+/*
+ * engine.c - a full backup of one or more databases (backup.h): for each
+ * database, export a snapshot, have every copy connection import it, list
+ * tables and sequences under it, run pg_dump for the schema while the copy
+ * threads read the data in chunks, then write the manifest, its checksum and
+ * the LATEST pointer. On failure everything written under the backup's
+ * directory is removed. docs/backup-engine.md describes the protocol.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine_int.h"
+#include "pgbr/buf.h"
+#include "pgbr/log.h"
+#include "pgbr/manifest.h"
+
+#ifndef PGBR_VERSION
+#define PGBR_VERSION "0.1.0"
+#endif
+
+#define DEFAULT_WORKERS 4
+#define MAX_WORKERS 64
+
+/* The tables a backup copies: ordinary tables (partitions included) outside
+ * the system schemas and pgbr's own, not temporary, not extension members
+ * (their extension's script creates them), with the non-generated columns. */
+static const char tables_sql[] =
+    "SELECT c.oid, n.nspname, c.relname, format('%I.%I', n.nspname, c.relname), "
+    "       pg_relation_size(c.oid), 0, "
+    "       (SELECT count(*) FROM pg_index i WHERE i.indrelid = c.oid AND NOT i.indisprimary), "
+    "       (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_attribute a "
+    "         WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+    "           AND a.attgenerated = '') "
+    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relkind = 'r' AND c.relpersistence <> 't' "
+    "  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgbr') "
+    "  AND n.nspname !~ '^pg_toast' "
+    "  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
+    "                  AND d.objid = c.oid AND d.deptype = 'e') "
+    "ORDER BY n.nspname, c.relname";
+
+/* The columns the data files hold, for the manifest (same table set). */
+static const char columns_sql[] =
+    "SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod) "
+    "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relkind = 'r' AND c.relpersistence <> 't' "
+    "  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgbr') "
+    "  AND n.nspname !~ '^pg_toast' "
+    "  AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' "
+    "ORDER BY a.attrelid::bigint, a.attnum";
+
+static const char sequences_sql[] =
+    "SELECT n.nspname, c.relname, format('%I.%I', n.nspname, c.relname) "
+    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relkind = 'S' AND c.relpersistence <> 't' "
+    "  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgbr') "
+    "  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
+    "                  AND d.objid = c.oid AND d.deptype = 'e') "
+    "ORDER BY n.nspname, c.relname";
+
+char *backup_path_component(const char *name)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t len = strlen(name);
+    char *out = malloc(len * 3 + 1);
+    if (!out)
+        return NULL;
+    char *p = out;
+    for (const unsigned char *s = (const unsigned char *)name; *s; s++) {
+        if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+            *s == '_' || *s == '-') {
+            *p++ = (char)*s;
+        } else {
+            *p++ = '%';
+            *p++ = hex[*s >> 4];
+            *p++ = hex[*s & 15];
+        }
+    }
+    *p = '\0';
+    return out;
+}
+
+/* Everything one database's backup holds while it runs. */
+typedef struct db_run {
+    const backup_request *req;
+    const char *dbname;
+    char *dbcomp;               /* dbname as a path component */
+    const char *prefix;         /* the backup dir relative to the collection */
+    storage *st;
+    PGconn *exporter;
+    PGconn **conns;
+    int nconns;
+    char *snapshot;
+    char *lsn;
+    int server_num;
+    char *server_version;
+    engine_table *tables;
+    size_t ntables;
+    engine_chunk *chunks;
+    size_t nchunks;
+    size_t *order;
+} db_run;
+
+static void db_run_free(db_run *r)
+{
+    for (int i = 0; i < r->nconns; i++)
+        if (r->conns[i])
+            PQfinish(r->conns[i]);
+    free(r->conns);
+    if (r->exporter)
+        PQfinish(r->exporter);
+    for (size_t i = 0; i < r->ntables; i++) {
+        free(r->tables[i].schema);
+        free(r->tables[i].name);
+        free(r->tables[i].select_sql);
+    }
+    free(r->tables);
+    for (size_t i = 0; i < r->nchunks; i++)
+        free(r->chunks[i].path);
+    free(r->chunks);
+    free(r->order);
+    free(r->snapshot);
+    free(r->lsn);
+    free(r->server_version);
+    free(r->dbcomp);
+}
+
+static PGresult *query(PGconn *conn, const char *sql, pgbr_error *err)
+{
+    PGresult *res = PQexec(conn, sql);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        engine_error_from(conn, res, NULL, err);
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
+/* Export the snapshot, then have every copy connection import it. */
+static bool take_snapshot(db_run *r, pgbr_error *err)
+{
+    r->exporter = engine_connect(r->req->conninfo, r->dbname, err);
+    if (!r->exporter)
+        return false;
+    r->server_num = PQserverVersion(r->exporter);
+    const char *sv = PQparameterStatus(r->exporter, "server_version");
+    r->server_version = strdup(sv ? sv : "");
+    if (r->server_num < 120000)
+        return pgbr_error_set(err, "0A000", "pgbr backups need PostgreSQL 12 or later (server is %s)",
+                              r->server_version ? r->server_version : "?");
+    if (!engine_exec(r->exporter, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", err))
+        return false;
+    PGresult *res = query(r->exporter,
+                          "SELECT pg_export_snapshot(), CASE WHEN pg_is_in_recovery() "
+                          "THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END",
+                          err);
+    if (!res)
+        return false;
+    r->snapshot = strdup(PQgetvalue(res, 0, 0));
+    r->lsn = strdup(PQgetisnull(res, 0, 1) ? "0/0" : PQgetvalue(res, 0, 1));
+    PQclear(res);
+    if (!r->snapshot || !r->lsn)
+        return pgbr_error_set(err, "53200", "out of memory");
+
+    /* the exporter now only waits: every copy connection imports */
+    char *lit = PQescapeLiteral(r->exporter, r->snapshot, strlen(r->snapshot));
+    char *set_sql = NULL;
+    if (!lit || asprintf(&set_sql, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; "
+                                   "SET TRANSACTION SNAPSHOT %s", lit) < 0) {
+        PQfreemem(lit);
+        return pgbr_error_set(err, "53200", "out of memory");
+    }
+    PQfreemem(lit);
+    bool ok = true;
+    for (int i = 0; ok && i < r->nconns; i++) {
+        r->conns[i] = engine_connect(r->req->conninfo, r->dbname, err);
+        ok = r->conns[i] && engine_exec(r->conns[i], set_sql, err);
+    }
+    free(set_sql);
+    return ok;
+}
+
+static bool list_tables(db_run *r, pgbr_error *err)
+{
+    PGresult *res = query(r->exporter, "SELECT EXISTS (SELECT 1 FROM pg_largeobject_metadata)", err);
+    if (!res)
+        return false;
+    bool has_lo = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (has_lo) {
+        pgbr_error_set(err, "0A000", "large objects are not supported by pgbr backups yet");
+        pgbr_error_detail(err, "database \"%s\" has large objects (pg_largeobject_metadata)",
+                          r->dbname);
+        return false;
+    }
+    res = query(r->exporter, tables_sql, err);
+    if (!res)
+        return false;
+    int n = PQntuples(res);
+    r->tables = calloc(n ? (size_t)n : 1, sizeof(engine_table));
+    if (!r->tables) {
+        PQclear(res);
+        return pgbr_error_set(err, "53200", "out of memory");
+    }
+    r->ntables = (size_t)n;
+    bool ok = true;
+    for (int i = 0; ok && i < n; i++) {
+        engine_table *t = &r->tables[i];
+        t->oid = (uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10);
+        t->schema = strdup(PQgetvalue(res, i, 1));
+        t->name = strdup(PQgetvalue(res, i, 2));
+        t->size = strtoull(PQgetvalue(res, i, 4), NULL, 10);
+        t->secondary_indexes = (uint32_t)strtoul(PQgetvalue(res, i, 6), NULL, 10);
+        const char *cols = PQgetisnull(res, i, 7) ? "" : PQgetvalue(res, i, 7);
+        ok = t->schema && t->name &&
+             asprintf(&t->select_sql, "SELECT %s FROM ONLY %s", cols, PQgetvalue(res, i, 3)) >= 0;
+        if (!ok)
+            t->select_sql = NULL;
+    }
+    PQclear(res);
+    if (!ok)
+        return pgbr_error_set(err, "53200", "out of memory");
+    if (r->ntables == 0)
+        return true;
+    /* narrow the window for TRUNCATE / DROP (not MVCC-safe) as pg_dump does */
+    pgbr_buf lock = PGBR_BUF_INIT;
+    ok = pgbr_buf_append(&lock, "LOCK TABLE ", 11, err);
+    for (size_t i = 0; ok && i < r->ntables; i++) {
+        const char *q = strstr(r->tables[i].select_sql, " FROM ONLY ") + 11;
+        ok = (i == 0 || pgbr_buf_append(&lock, ", ", 2, err)) &&
+             pgbr_buf_append(&lock, q, strlen(q), err);
+    }
+    ok = ok && pgbr_buf_append(&lock, " IN ACCESS SHARE MODE", 22, err) &&
+         engine_exec(r->exporter, (const char *)lock.data, err);
+    pgbr_buf_free(&lock);
+    return ok;
+}
+
+/* Split the tables into chunks and name their files. */
+static bool plan_chunks(db_run *r, pgbr_error *err)
+{
+    uint64_t threshold = r->req->chunk_threshold_bytes ? r->req->chunk_threshold_bytes
+                                                       : BACKUP_CHUNK_THRESHOLD_DEFAULT;
+    uint64_t chunk_bytes = r->req->chunk_bytes ? r->req->chunk_bytes : threshold;
+    const uint64_t block = 8192;
+    uint64_t chunk_blocks = chunk_bytes / block ? chunk_bytes / block : 1;
+    size_t total = 0;
+    for (size_t i = 0; i < r->ntables; i++) {
+        uint64_t nb = r->tables[i].size / block;
+        /* TID range scans exist from PostgreSQL 14; before, one chunk */
+        if (r->server_num >= 140000 && r->tables[i].size > threshold && nb > chunk_blocks)
+            total += (size_t)((nb + chunk_blocks - 1) / chunk_blocks);
+        else
+            total += 1;
+    }
+    r->chunks = calloc(total ? total : 1, sizeof(engine_chunk));
+    r->order = calloc(total ? total : 1, sizeof(size_t));
+    if (!r->chunks || !r->order)
+        return pgbr_error_set(err, "53200", "out of memory");
+    size_t k = 0;
+    for (size_t i = 0; i < r->ntables; i++) {
+        const engine_table *t = &r->tables[i];
+        uint64_t nb = t->size / block;
+        uint64_t n = 1;
+        if (r->server_num >= 140000 && t->size > threshold && nb > chunk_blocks)
+            n = (nb + chunk_blocks - 1) / chunk_blocks;
+        for (uint64_t j = 0; j < n; j++) {
+            engine_chunk *c = &r->chunks[k];
+            c->table = i;
+            c->index = (uint32_t)j;
+            c->first_block = n == 1 ? -1 : (int64_t)(j * chunk_blocks);
+            /* the last range is open-ended: rows the snapshot sees may sit
+             * in blocks added after pg_relation_size was read */
+            c->end_block = (n == 1 || j == n - 1) ? -1 : (int64_t)((j + 1) * chunk_blocks);
+            c->estimate = n == 1 ? t->size : t->size / n;
+            if (asprintf(&c->path, "%s/data/%s/%" PRIu32 "/%" PRIu64 ".pgbr", r->prefix,
+                         r->dbcomp, t->oid, j) < 0) {
+                c->path = NULL;
+                return pgbr_error_set(err, "53200", "out of memory");
+            }
+            r->order[k] = k;
+            k++;
+            r->nchunks = k;
+        }
+    }
+    return true;
+}
+
+static int by_estimate_desc(const void *a, const void *b, void *arg)
+{
+    const engine_chunk *chunks = arg;
+    uint64_t ea = chunks[*(const size_t *)a].estimate;
+    uint64_t eb = chunks[*(const size_t *)b].estimate;
+    if (ea != eb)
+        return ea < eb ? 1 : -1;
+    return *(const size_t *)a < *(const size_t *)b ? -1 : 1;
+}
+
+/* Sequence values: not transactional, so what they are now (after the
+ * snapshot), which is never behind what the data uses. */
+static bool add_sequences(db_run *r, manifest_database *mdb, pgbr_error *err)
+{
+    PGresult *res = query(r->exporter, sequences_sql, err);
+    if (!res)
+        return false;
+    bool ok = true;
+    for (int i = 0; ok && i < PQntuples(res); i++) {
+        char *sql = NULL;
+        if (asprintf(&sql, "SELECT last_value, is_called FROM %s", PQgetvalue(res, i, 2)) < 0) {
+            ok = pgbr_error_set(err, "53200", "out of memory");
+            break;
+        }
+        PGresult *v = query(r->exporter, sql, err);
+        free(sql);
+        if (!v) {
+            ok = false;
+            break;
+        }
+        manifest_sequence *s =
+            manifest_database_add_sequence(mdb, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), err);
+        if (s) {
+            s->last_value = strtoll(PQgetvalue(v, 0, 0), NULL, 10);
+            s->is_called = strcmp(PQgetvalue(v, 0, 1), "t") == 0;
+        }
+        ok = s != NULL;
+        PQclear(v);
+    }
+    PQclear(res);
+    return ok;
+}
+
+/* Tables, columns and files of one database into the manifest. */
+static bool add_tables(db_run *r, manifest_database *mdb, backup_result *out, pgbr_error *err)
+{
+    PGresult *cols = query(r->exporter, columns_sql, err);
+    if (!cols)
+        return false;
+    int ncols = PQntuples(cols), ci = 0;
+    bool ok = true;
+    size_t k = 0;
+    for (size_t i = 0; ok && i < r->ntables; i++) {
+        const engine_table *t = &r->tables[i];
+        manifest_table *mt = manifest_database_add_table(mdb, t->schema, t->name, err);
+        if (!mt) {
+            ok = false;
+            break;
+        }
+        mt->oid = t->oid;
+        mt->kind = MANIFEST_REL_TABLE;
+        mt->index_count = t->secondary_indexes;
+        /* the columns are ordered by oid: find the first of ours */
+        int lo = 0, hi = ncols;
+        while (lo < hi) {
+            int mid = lo + (hi - lo) / 2;
+            if ((uint32_t)strtoul(PQgetvalue(cols, mid, 0), NULL, 10) < t->oid)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        for (ci = lo; ok && ci < ncols; ci++) {
+            if ((uint32_t)strtoul(PQgetvalue(cols, ci, 0), NULL, 10) != t->oid)
+                break;
+            ok = manifest_table_add_column(mt, PQgetvalue(cols, ci, 1), PQgetvalue(cols, ci, 2),
+                                           err);
+        }
+        for (; ok && k < r->nchunks && r->chunks[k].table == i; k++) {
+            const engine_chunk *c = &r->chunks[k];
+            manifest_file *f = manifest_table_add_file(mt, c->path + strlen(r->prefix) + 1, err);
+            if (!f) {
+                ok = false;
+                break;
+            }
+            f->stored_bytes = c->stored_bytes;
+            memcpy(f->sha256, c->sha256, sizeof(f->sha256));
+            f->rows = c->rows;
+            f->raw_bytes = c->raw_bytes;
+            mt->rows += c->rows;
+            mt->logical_bytes += c->raw_bytes;
+            out->files++;
+            out->stored_bytes += c->stored_bytes;
+        }
+        out->rows += mt->rows;
+        out->bytes += mt->logical_bytes;
+        out->index_entries += mt->rows * t->secondary_indexes;
+    }
+    PQclear(cols);
+    return ok;
+}
+
+static bool backup_database(const backup_request *req, const char *prefix, storage *st,
+                            size_t dbi, manifest *m, backup_progress_fn progress, void *arg,
+                            backup_result *out, pgbr_error *err)
+{
+    db_run r = { .req = req, .dbname = req->databases[dbi], .prefix = prefix, .st = st };
+    pthread_t threads[MAX_WORKERS];
+    int started = 0;
+    bool ok = false;
+    engine_copy cp = { .st = st, .zstd_level = req->zstd_level };
+    bool mutex_ready = false;
+
+    r.nconns = req->workers <= 0 ? DEFAULT_WORKERS
+                                 : (req->workers > MAX_WORKERS ? MAX_WORKERS : req->workers);
+    r.conns = calloc((size_t)r.nconns, sizeof(PGconn *));
+    r.dbcomp = backup_path_component(r.dbname);
+    if (!r.conns || !r.dbcomp) {
+        pgbr_error_set(err, "53200", "out of memory");
+        goto done;
+    }
+    if (!take_snapshot(&r, err))
+        goto done;
+    if (!list_tables(&r, err) || !plan_chunks(&r, err))
+        goto done;
+    if (req->after_snapshot)
+        req->after_snapshot(req->after_snapshot_arg, r.dbname);
+
+    /* largest chunks first, so the last ones to finish are small */
+    qsort_r(r.order, r.nchunks, sizeof(size_t), by_estimate_desc, r.chunks);
+    cp.tables = r.tables;
+    cp.chunks = r.chunks;
+    cp.nchunks = r.nchunks;
+    cp.order = r.order;
+    cp.conns = r.conns;
+    cp.nconns = r.nconns;
+    cp.progress = progress;
+    cp.progress_arg = arg;
+    cp.fraction_base = (double)dbi / (double)req->ndatabases;
+    cp.fraction_weight = 1.0 / (double)req->ndatabases;
+    for (size_t i = 0; i < r.nchunks; i++)
+        cp.total_estimate += r.chunks[i].estimate;
+    pthread_mutex_init(&cp.mutex, NULL);
+    mutex_ready = true;
+    if (!engine_copy_report(&cp, 0, "copying data")) {
+        pgbr_error_set(err, "57014", "backup canceled");
+        goto done;
+    }
+    if (!engine_copy_start(&cp, threads, err))
+        goto done;
+    started = r.nconns;
+
+    /* the schema, while the copy threads read the data */
+    char *pg_dump = engine_find_pg_dump(req->pg_dump_path, r.server_num);
+    char *schema_rel = NULL, *schema_path = NULL;
+    uint64_t schema_bytes = 0;
+    char schema_sha[65] = "";
+    bool dumped = pg_dump && asprintf(&schema_rel, "schema/%s.dump", r.dbcomp) >= 0 &&
+                  asprintf(&schema_path, "%s/%s", prefix, schema_rel) >= 0;
+    if (!dumped)
+        pgbr_error_set(err, "53200", "out of memory");
+    else
+        dumped = engine_dump_schema(pg_dump, req->conninfo, r.dbname, r.snapshot, st,
+                                    schema_path, &schema_bytes, schema_sha, err);
+    free(pg_dump);
+    free(schema_path);
+    if (!dumped)
+        engine_copy_abort(&cp);
+    pgbr_error copy_err = PGBR_ERROR_INIT;
+    bool copied = engine_copy_join(&cp, threads, started, &copy_err);
+    started = 0;
+    if (!dumped) {
+        pgbr_error_clear(&copy_err);
+        free(schema_rel);
+        goto done;
+    }
+    if (!copied) {
+        pgbr_error_move(err, &copy_err);
+        free(schema_rel);
+        goto done;
+    }
+    out->files++;
+    out->stored_bytes += schema_bytes;
+
+    manifest_database *mdb = manifest_add_database(m, r.dbname, err);
+    ok = mdb && manifest_set_string(&mdb->schema_file, schema_rel, err) &&
+         add_tables(&r, mdb, out, err) && add_sequences(&r, mdb, err) &&
+         manifest_add_resolved_target(m, r.dbname, NULL, NULL, err) &&
+         manifest_set_string(&m->end_lsn, r.lsn, err) &&
+         manifest_set_string(&m->server_version, r.server_version, err);
+    free(schema_rel);
+    m->server_version_num = r.server_num;
+    if (ok) {
+        for (int i = 0; i < r.nconns; i++)
+            if (r.conns[i])
+                PQclear(PQexec(r.conns[i], "COMMIT"));
+    }
+done:
+    if (started > 0) {
+        pgbr_error e2 = PGBR_ERROR_INIT;
+        engine_copy_abort(&cp);
+        engine_copy_join(&cp, threads, started, &e2);
+        pgbr_error_clear(&e2);
+    }
+    if (mutex_ready)
+        pthread_mutex_destroy(&cp.mutex);
+    pgbr_error_clear(&cp.error);
+    db_run_free(&r);
+    return ok;
+}
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static bool write_manifest(storage *st, const char *prefix, const manifest *m, pgbr_error *err)
+{
+    size_t len = 0;
+    char *json = manifest_encode(m, &len, err);
+    if (!json)
+        return false;
+    char sum[MANIFEST_CHECKSUM_TEXT_SIZE];
+    char *mpath = NULL, *spath = NULL;
+    bool ok = manifest_checksum_text(json, len, sum, err);
+    if (ok && (asprintf(&mpath, "%s/%s", prefix, MANIFEST_FILE_NAME) < 0 ||
+               asprintf(&spath, "%s/%s", prefix, MANIFEST_CHECKSUM_FILE_NAME) < 0))
+        ok = pgbr_error_set(err, "53200", "out of memory");
+    /* the checksum first: a manifest is what makes a backup visible */
+    ok = ok && storage_put(st, spath, sum, strlen(sum), err) &&
+         storage_put(st, mpath, json, len, err);
+    free(json);
+    free(mpath);
+    free(spath);
+    return ok;
+}
+
+bool backup_run(const backup_request *req, backup_progress_fn progress, void *arg,
+                backup_result *out, pgbr_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (!req || req->ndatabases == 0 || !req->databases || !req->collection_url)
+        return pgbr_error_set(err, "22023", "a backup needs a collection and at least one database");
+    if (!layout_full_subdir(req->end_time_us, out->subdir, err))
+        return false;
+    const char *prefix = out->subdir + 1;   /* no leading '/' */
+    storage *st = storage_open(req->collection_url, req->storage, err);
+    if (!st)
+        return false;
+    manifest *m = NULL;
+    bool locked = false, ok = false;
+    if (!layout_lock_backup_dir(st, prefix, req->job_id, err))
+        goto done;
+    locked = true;
+    m = manifest_new(err);
+    if (!m)
+        goto done;
+    m->backup_type = MANIFEST_BACKUP_FULL;
+    m->end_time = req->end_time_us;
+    m->targets.kind = MANIFEST_TARGET_DATABASES;
+    m->encryption = MANIFEST_ENCRYPTION_NONE;
+    if (!manifest_set_string(&m->pgbr_version, PGBR_VERSION, err))
+        goto done;
+    for (size_t i = 0; i < req->ndatabases; i++)
+        if (!manifest_add_given_target(m, req->databases[i], err))
+            goto done;
+    for (size_t i = 0; i < req->ndatabases; i++) {
+        log_info("backup job %" PRId64 ": database \"%s\" into %s%s", req->job_id,
+                 req->databases[i], storage_display_url(st), out->subdir);
+        if (!backup_database(req, prefix, st, i, m, progress, arg, out, err))
+            goto done;
+    }
+    if (progress && !progress(arg, 0.99, "writing manifest")) {
+        pgbr_error_set(err, "57014", "backup canceled");
+        goto done;
+    }
+    if (!write_manifest(st, prefix, m, err) || !layout_write_latest(st, out->subdir, now_us(), err))
+        goto done;
+    ok = true;
+    if (progress)
+        progress(arg, 1.0, "succeeded");
+done:
+    if (!ok && locked) {
+        pgbr_error e2 = PGBR_ERROR_INIT;
+        if (!storage_delete_prefix(st, prefix, &e2))
+            log_warning("backup job %" PRId64 ": could not remove %s%s: %s", req->job_id,
+                        storage_display_url(st), out->subdir, e2.message ? e2.message : "");
+        pgbr_error_clear(&e2);
+    }
+    manifest_free(m);
+    storage_close(st);
+    return ok;
+}

@@ -1,0 +1,102 @@
+/*
+ * engine_int.h - what the files of the backup engine share (src/backup/
+ * engine*.c only): connections with pinned settings, the pg_dump child, and
+ * the parallel COPY of one database's chunks.
+ */
+#ifndef PGBR_BACKUP_ENGINE_INT_H
+#define PGBR_BACKUP_ENGINE_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "pgbr/backup.h"
+#include "pgbr/error.h"
+#include "pgbr/storage.h"
+
+/* ---- connections (engine_conn.c) ---- */
+
+/* Connect to dbname with req->conninfo, blocking, and pin the output
+ * settings (DateStyle, IntervalStyle, extra_float_digits, TimeZone,
+ * client_encoding, standard_conforming_strings, no timeouts). */
+PGconn *engine_connect(const char *conninfo, const char *dbname, pgbr_error *err);
+/* Run a command that returns no rows; false with err set (the server's
+ * SQLSTATE and message) otherwise. */
+bool engine_exec(PGconn *conn, const char *sql, pgbr_error *err);
+/* Set err from a failed result (or from the connection when res is NULL). */
+bool engine_error_from(PGconn *conn, const PGresult *res, const char *context, pgbr_error *err);
+/* The conninfo of dbname without the password as a keyword='value' string
+ * (malloc'd) and the password (malloc'd, NULL when none). */
+bool engine_conninfo_for_dump(const char *conninfo, const char *dbname, char **out,
+                              char **password, pgbr_error *err);
+
+/* ---- pg_dump (engine_dump.c) ---- */
+
+/* Find pg_dump for a server of version server_num: override, else
+ * /usr/lib/postgresql/<major>/bin/pg_dump, else `pg_config --bindir`, else
+ * "pg_dump" (PATH). Returns a malloc'd path. */
+char *engine_find_pg_dump(const char *override, int server_num);
+/* Run pg_dump --schema-only --format=custom --snapshot=... of dbname into
+ * storage file path (streamed through sha256+count). stored_bytes and
+ * sha256 receive the file's size and digest. */
+bool engine_dump_schema(const char *pg_dump, const char *conninfo, const char *dbname,
+                        const char *snapshot, storage *st, const char *path,
+                        uint64_t *stored_bytes, char sha256[65], pgbr_error *err);
+
+/* ---- parallel copy (engine_copy.c) ---- */
+
+typedef struct engine_chunk {
+    size_t table;           /* index into the database's table array */
+    uint32_t index;         /* chunk number within its table */
+    int64_t first_block;    /* -1: whole table */
+    int64_t end_block;      /* -1: to the end */
+    uint64_t estimate;      /* bytes, for progress */
+    char *path;             /* storage path relative to the collection */
+    /* filled by the copy */
+    bool done;
+    uint64_t rows, raw_bytes, stored_bytes;
+    char sha256[65];
+} engine_chunk;
+
+typedef struct engine_table {
+    uint32_t oid;
+    char *schema, *name;
+    char *select_sql;       /* "SELECT <cols> FROM ONLY <qualified>" */
+    uint64_t size;          /* pg_relation_size */
+    uint32_t secondary_indexes;
+} engine_table;
+
+/* Shared by the copy threads of one database (mutex-protected fields
+ * marked). */
+typedef struct engine_copy {
+    storage *st;
+    int zstd_level;
+    engine_table *tables;
+    engine_chunk *chunks;
+    size_t nchunks;
+    size_t *order;          /* the order chunks are taken in (NULL: as listed) */
+    PGconn **conns;         /* one per thread, snapshot imported */
+    int nconns;
+    backup_progress_fn progress;
+    void *progress_arg;
+    double fraction_base, fraction_weight;  /* this database's share */
+    uint64_t total_estimate;
+    pthread_mutex_t mutex;
+    size_t next_chunk;      /* mutex */
+    uint64_t done_estimate; /* mutex */
+    bool failed;            /* mutex (read racily as a hint) */
+    pgbr_error error;       /* mutex: the first failure */
+} engine_copy;
+
+/* Start one thread per connection; each takes chunks until none is left. */
+bool engine_copy_start(engine_copy *cp, pthread_t *threads, pgbr_error *err);
+/* Wait for the threads started; false with the first error. */
+bool engine_copy_join(engine_copy *cp, pthread_t *threads, int nstarted, pgbr_error *err);
+/* Make the copy threads stop (another part failed). */
+void engine_copy_abort(engine_copy *cp);
+/* Report progress under the mutex; false when the callback asked to cancel. */
+bool engine_copy_report(engine_copy *cp, uint64_t add_estimate, const char *status);
+
+#endif
