@@ -31,13 +31,17 @@ static void apply_runtime_settings(const pgbr_config *cfg)
 {
     log_level lvl;
     exec_config ec;
+    char *conninfo = config_catalog_conninfo(cfg);
     if (log_level_parse(cfg->log_level, &lvl))
         log_set_level(lvl);
     memset(&ec, 0, sizeof ec);
     ec.admin_role = cfg->admin_role;
     ec.node_id = cfg->node_id;
     ec.external_io_dir = cfg->external_io_dir;
+    ec.job_conninfo = conninfo;
+    ec.workers = cfg->workers;
     exec_configure(&ec);
+    free(conninfo);
 }
 
 /*
@@ -45,13 +49,25 @@ static void apply_runtime_settings(const pgbr_config *cfg)
  * as soon as pgbr is reachable. Blocking is fine here: the loop is not running
  * yet. If the upstream is not up, workers migrate on their first connection.
  */
-static void migrate_catalog_at_start(const char *conninfo)
+static void migrate_catalog_at_start(const char *conninfo, int node_id)
 {
     pgbr_error err = PGBR_ERROR_INIT;
     PGconn *conn = catalog_connect(conninfo, &err);
-    if (conn != NULL && catalog_migrate(conn, &err))
+    if (conn != NULL && catalog_migrate(conn, &err)) {
+        char node[16];
+        const char *params[1] = { node };
+        snprintf(node, sizeof node, "%d", node_id);
         log_info("catalog schema \"pgbr\" is current");
-    else
+        /* Jobs cannot yet be adopted after a crash: say what happened to the
+         * ones this node was running instead of leaving them "running". */
+        if (!catalog_exec(conn,
+                          "UPDATE pgbr.jobs SET status = 'failed', finished = now(), modified = now(), "
+                          "error = 'pgbr node ' || $1 || ' restarted while the job was running' "
+                          "WHERE coordinator_id = $1::int8 AND status IN ('pending', 'running', 'pause-requested', "
+                          "'cancel-requested', 'reverting')",
+                          1, params, &err))
+            log_warning("could not mark interrupted jobs failed: %s", err.message);
+    } else
         log_warning("catalog not ready yet, workers will retry: %s", err.message ? err.message : "unknown error");
     pgbr_error_clear(&err);
     if (conn != NULL)
@@ -155,7 +171,7 @@ int main(int argc, char **argv)
     apply_runtime_settings(&config);
 
     conninfo = config_catalog_conninfo(&config);
-    migrate_catalog_at_start(conninfo);
+    migrate_catalog_at_start(conninfo, config.node_id);
     pc.workers = config.workers;
     pc.catalog_conninfo = conninfo;
     if (!pool_start(base, &pc)) {

@@ -104,6 +104,11 @@ typedef struct exec_config {
     int node_id;
     /* --external-io-dir: root of nodelocal:// and file:// URLs (NULL = none). */
     const char *external_io_dir;
+    /* libpq conninfo of pgbr's own job connections (any dbname in it is
+     * replaced per database). */
+    const char *job_conninfo;
+    /* --workers: parallel copy connections per database. */
+    int workers;
 } exec_config;
 
 /*

@@ -3,7 +3,7 @@
 --
 BACKUP INTO 'nodelocal://1/x';
 \echo :LAST_ERROR_SQLSTATE
-BACKUP DATABASE postgres INTO 'nodelocal://1/x' WITH detached;
+RESTORE DATABASE postgres FROM LATEST IN 'nodelocal://1/x' WITH detached;
 RESTORE FROM LATEST IN 'nodelocal://1/x';
 \echo :LAST_ERROR_SQLSTATE
 -- Others: only the SQLSTATE is shown here.

@@ -636,13 +636,13 @@ static void test_executor_checks(fake_session *su)
     memset(&st, 0, sizeof st);
     st.kind = SQL_BACKUP;
     run(su, &st, 0, NULL, 'I', &o, true);
-    expect_error(&o, "0A000", "BACKUP is not implemented yet", "BACKUP: not implemented yet (no fake success)");
+    expect_error(&o, "0A000", "BACKUP of the whole server is not implemented yet", "BACKUP: not implemented yet (no fake success)");
     run(su, &st, 0, NULL, 'T', &o, true);
     expect_error(&o, "25001", "BACKUP cannot be used inside a multi-statement transaction without DETACHED option",
                  "BACKUP in a transaction block without DETACHED: 25001");
     st.u.backup.options.detached = (sql_bool_opt){ true, true, NULL };
     run(su, &st, 0, NULL, 'T', &o, true);
-    expect_error(&o, "0A000", "BACKUP is not implemented yet", "BACKUP ... WITH detached in a transaction passes the check");
+    expect_error(&o, "0A000", "BACKUP of the whole server is not implemented yet", "BACKUP ... WITH detached in a transaction passes the check");
     st.u.backup.options.encryption_passphrase = &pass;
     st.u.backup.options.kms = &kms;
     run(su, &st, 0, NULL, 'I', &o, true);

@@ -23,6 +23,8 @@
 static char *exec_admin_role;
 static int exec_node_id;
 static char *exec_external_io_dir;
+static char *exec_job_conninfo;
+static int exec_workers;
 
 void exec_configure(const exec_config *cfg)
 {
@@ -30,6 +32,8 @@ void exec_configure(const exec_config *cfg)
     exec_admin_role = NULL;
     free(exec_external_io_dir);
     exec_external_io_dir = NULL;
+    free(exec_job_conninfo);
+    exec_job_conninfo = NULL;
     exec_node_id = 0;
     if (cfg == NULL)
         return;
@@ -38,6 +42,9 @@ void exec_configure(const exec_config *cfg)
     if (cfg->external_io_dir != NULL && cfg->external_io_dir[0] != '\0')
         exec_external_io_dir = strdup(cfg->external_io_dir);
     exec_node_id = cfg->node_id;
+    exec_workers = cfg->workers;
+    if (cfg->job_conninfo != NULL)
+        exec_job_conninfo = strdup(cfg->job_conninfo);
 }
 
 static void *exec_xalloc(void *p)
@@ -61,6 +68,8 @@ static void exec_request_free(exec_request *req)
     free(req->admin_role);
     free(req->current_user);
     free(req->external_io_dir);
+    free(req->job_conninfo);
+    exec_backup_job_free(req->backup_job);
     free(req->backups.uri);
     result_set_free(req->backups.rs);
     pgbr_error_clear(&req->backups.err);
@@ -301,6 +310,22 @@ void exec_identify(exec_request *req, exec_after_fn next)
     exec_run_query(req, exec_privilege_sql, 1, params, exec_on_identity);
 }
 
+bool exec_check_implicit_access(exec_request *req, const char *uri)
+{
+    const char *sep = strstr(uri, "://");
+    size_t n = sep ? (size_t)(sep - uri) : 0;
+    bool implicit = sep != NULL && ((n == 9 && strncmp(uri, "nodelocal", 9) == 0) || (n == 4 && strncmp(uri, "file", 4) == 0));
+    pgbr_error err = PGBR_ERROR_INIT;
+    if (!implicit || req->is_admin)
+        return true;
+    pgbr_error_set(&err, "42501", "only users with the admin role are allowed to access the specified %.*s URI",
+                   (int)n, uri);
+    pgbr_error_hint(&err, "Superusers and members of role \"%s\" are pgbr admins.", req->admin_role);
+    exec_finish(req, NULL, &err);
+    pgbr_error_clear(&err);
+    return false;
+}
+
 const char *exec_string_value(exec_request *req, const sql_string *str, pgbr_error *err)
 {
     const char *v = NULL;
@@ -356,7 +381,11 @@ static void exec_backup(exec_request *req)
         exec_fail(req, "22023", "cannot have both encryption_passphrase and kms option set");
         return;
     }
-    exec_fail_not_implemented(req, sql_stmt_name(req->stmt));
+    if (b->options.detached.expr != NULL) {
+        exec_fail_not_implemented(req, "BACKUP with detached given as an expression");
+        return;
+    }
+    exec_backup_job_start(req, exec_opt_true(&b->options.detached));
 }
 
 static void exec_restore(exec_request *req)
@@ -442,6 +471,9 @@ exec_request *exec_start(const sql_stmt *stmt, const char *text, const exec_para
     req->node_id = exec_node_id;
     if (exec_external_io_dir != NULL)
         req->external_io_dir = exec_xalloc(strdup(exec_external_io_dir));
+    if (exec_job_conninfo != NULL)
+        req->job_conninfo = exec_xalloc(strdup(exec_job_conninfo));
+    req->workers = exec_workers;
     if (params != NULL && params->n > 0) {
         req->nparams = params->n;
         req->params = exec_xalloc(calloc((size_t)params->n, sizeof *req->params));

@@ -54,6 +54,8 @@ typedef struct exec_backups_state {
     pgbr_error err;
 } exec_backups_state;
 
+typedef struct backup_job backup_job;
+
 struct exec_request {
     int refs;
     bool finished;
@@ -73,6 +75,9 @@ struct exec_request {
     char *current_user;            /* after exec_identify */
     bool is_admin;                 /* superuser or member of the admin role */
     char *external_io_dir;         /* configuration at exec_start */
+    char *job_conninfo;            /* configuration at exec_start */
+    int workers;
+    backup_job *backup_job;        /* BACKUP: the job until it runs on its own */
     exec_jobs_state jobs;
     exec_backups_state backups;
 };
@@ -106,9 +111,18 @@ bool exec_param_value(const exec_request *req, int n, const char **value, pgbr_e
  * req->current_user and req->is_admin, then continue with next. */
 void exec_identify(exec_request *req, exec_after_fn next);
 
+/* nodelocal:// and file:// reach the server's own files: only admins may
+ * (spec/README.md). False (the request finished with 42501) otherwise.
+ * Call after exec_identify. */
+bool exec_check_implicit_access(exec_request *req, const char *uri);
+
 /* The value of a string slot: a literal or a bound $n. NULL (err set) for
  * a missing parameter or SQL NULL. */
 const char *exec_string_value(exec_request *req, const sql_string *str, pgbr_error *err);
+
+/* BACKUP DATABASE ... INTO (backup_job.c), after exec.c's checks. */
+void exec_backup_job_start(exec_request *req, bool detached);
+void exec_backup_job_free(backup_job *job);
 
 /* SHOW BACKUPS IN (show_backups.c). */
 void exec_show_backups_start(exec_request *req);

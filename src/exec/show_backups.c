@@ -15,15 +15,6 @@
 #include "pgbr/layout.h"
 #include "pgbr/storage.h"
 
-/* Schemes whose access is "implicit" (the server's own files). */
-static bool backups_implicit_scheme(const char *uri, char *scheme, size_t len)
-{
-    const char *sep = strstr(uri, "://");
-    size_t n = sep ? (size_t)(sep - uri) : 0;
-    snprintf(scheme, len, "%.*s", (int)n, uri);
-    return sep != NULL && ((n == 9 && strncmp(uri, "nodelocal", 9) == 0) || (n == 4 && strncmp(uri, "file", 4) == 0));
-}
-
 /* Worker thread: list the collection. Touches only req->backups and the
  * immutable configuration copies. */
 static void backups_work(exec_request *req, struct pg_conn *catalog_conn)
@@ -63,17 +54,8 @@ static void backups_after(exec_request *req)
 
 static void backups_on_identity(exec_request *req)
 {
-    char scheme[32];
-    if (backups_implicit_scheme(req->backups.uri, scheme, sizeof scheme) && !req->is_admin) {
-        pgbr_error err = PGBR_ERROR_INIT;
-        pgbr_error_set(&err, "42501", "only users with the admin role are allowed to access the specified %s URI",
-                       scheme);
-        pgbr_error_hint(&err, "Superusers and members of role \"%s\" are pgbr admins.", req->admin_role);
-        exec_finish(req, NULL, &err);
-        pgbr_error_clear(&err);
-        return;
-    }
-    exec_submit(req, backups_work, backups_after);
+    if (exec_check_implicit_access(req, req->backups.uri))
+        exec_submit(req, backups_work, backups_after);
 }
 
 void exec_show_backups_start(exec_request *req)
