@@ -101,6 +101,7 @@ EOF
         { cat "$DIR/pg/server.log" >&2; exit 1; }
 
     echo "demo: starting pgbr on 127.0.0.1:$PORT"
+    mkdir -p "$DIR/extio"
     nohup "$PGBR" --listen "127.0.0.1:$PORT" --upstream-host 127.0.0.1 --upstream-port "$PG_PORT" \
         --job-dsn "user=postgres" --external-io-dir "$DIR/extio" --pidfile "$DIR/pgbr.pid" \
         </dev/null >>"$DIR/pgbr.log" 2>&1 &
@@ -112,9 +113,15 @@ EOF
     fi
     [ -f "$DIR/pgbr.pid" ] || cp "$DIR/pgbr.launch.pid" "$DIR/pgbr.pid"
 
-    demo_sql "SHOW JOBS"
     demo_sql "SELECT version()"
-    demo_sql "BACKUP INTO 'nodelocal://1/demo'"
+    demo_sql "CREATE DATABASE shop"
+    "$PSQL" -X -q -d "host=127.0.0.1 port=$PORT user=postgres dbname=shop" -c \
+        "CREATE TABLE items (id int PRIMARY KEY, name text, price numeric);
+         INSERT INTO items SELECT g, 'item ' || g, g * 1.25 FROM generate_series(1, 10000) g;" 2>&1 || true
+    demo_sql "BACKUP DATABASE shop INTO 'nodelocal://1/demo'"
+    demo_sql "SHOW BACKUPS IN 'nodelocal://1/demo'"
+    demo_sql "SHOW JOBS"
+    demo_sql "RESTORE DATABASE shop FROM LATEST IN 'nodelocal://1/demo' WITH new_db_name = 'shop2'"
     connect_line
 }
 
