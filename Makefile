@@ -72,7 +72,7 @@ $(BUILD)/%.o: %.c $(GRAM_H) $(SCAN_H) $(wildcard include/pgbr/*.h) $(wildcard sr
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -c -o $@ $<
 
-$(BUILD)/unit/%: regress/unit/%.c regress/unit/tap.h $(LIB_OBJS)
+$(BUILD)/unit/%: regress/unit/%.c regress/unit/tap.h regress/unit/testutil.h $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_COMMON) -Iregress/unit $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LIBS)
 

@@ -20,15 +20,13 @@
 #include "pgbr/datafile.h"
 #include "pgbr/filter.h"
 #include "tap.h"
+#include "testutil.h"
 
 static uint64_t rng_state = 88172645463325252ULL;
 
 static uint64_t rng(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
+    return test_rng(&rng_state);
 }
 
 /* n rows of COPY text, each with an id, hex and a timestamp */

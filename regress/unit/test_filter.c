@@ -18,6 +18,7 @@
 #include "pgbr/buf.h"
 #include "pgbr/filter.h"
 #include "tap.h"
+#include "testutil.h"
 
 /* A second copy of crc32c.c under another name, to reach its static
  * software and hardware paths and compare them. */
@@ -29,10 +30,7 @@ static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
 
 static uint64_t rng(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
+    return test_rng(&rng_state);
 }
 
 /* pgbench_accounts rows as COPY text: aid, bid, abalance, 84 blanks. */

@@ -19,20 +19,13 @@
 #include "pgbr/layout.h"
 #include "pgbr/storage.h"
 #include "tap.h"
+#include "testutil.h"
 
 #define US 1000000LL
 
 static char base[256];
 static char ext[300];
 static storage_config cfg;
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static storage *open_ok(const char *url)
 {
@@ -415,6 +408,6 @@ int main(void)
     test_listing();
     test_locks();
 
-    nftw(base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_rm_rf(base);
     return tap_done();
 }

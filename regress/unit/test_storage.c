@@ -20,6 +20,7 @@
 
 #include "pgbr/storage.h"
 #include "tap.h"
+#include "testutil.h"
 
 static char base[256];     /* the temp dir holding everything */
 static char ext[300];      /* external_io_dir */
@@ -27,19 +28,6 @@ static char outside[300];  /* a directory next to it, never to be touched */
 static storage_config cfg;
 
 /* ---- helpers ----------------------------------------------------------------- */
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void rm_rf(const char *path)
-{
-    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 /* Path under ext (a static buffer: use before the next call). */
 static const char *in_ext(const char *rel)
@@ -684,6 +672,6 @@ int main(void)
     test_listing();
     test_threads();
 
-    rm_rf(base);
+    test_rm_rf(base);
     return tap_done();
 }

@@ -178,7 +178,6 @@ static void job_run(backup_job *job, PGconn *conn)
     br.collection_url = job->url;
     br.storage = &sc;
     br.job_id = job->id;
-    br.end_time_us = (int64_t)time(NULL) * 1000000;
     {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -188,8 +187,10 @@ static void job_run(backup_job *job, PGconn *conn)
     job->ok = backup_run(&br, job_progress, job, &job->res, &job->err);
     job->conn = NULL;
     job_record_end(job, conn);
-    log_info("job %" PRId64 ": BACKUP %s%s%s", job->id, job->ok ? "succeeded" : "failed: ",
-             job->ok ? "" : (job->err.message ? job->err.message : ""), job->ok ? "" : "");
+    if (job->ok)
+        log_info("job %" PRId64 ": BACKUP succeeded", job->id);
+    else
+        log_info("job %" PRId64 ": BACKUP failed: %s", job->id, job->err.message ? job->err.message : "unknown error");
 }
 
 /* Check what only the databases themselves can tell, then insert the job
