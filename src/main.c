@@ -22,6 +22,7 @@
 #include "pgbr/log.h"
 #include "pgbr/metrics.h"
 #include "pgbr/pool.h"
+#include "pgbr/restore.h"
 #include "pgbr/proxy.h"
 
 static pgbr_config config;
@@ -67,6 +68,10 @@ static void migrate_catalog_at_start(const char *conninfo, int node_id)
                           "'cancel-requested', 'reverting')",
                           1, params, &err))
             log_warning("could not mark interrupted jobs failed: %s", err.message);
+        pgbr_error_clear(&err);
+        /* and drop what their restores had staged */
+        if (restore_drop_orphans(conninfo, &err) < 0)
+            log_warning("could not drop the staging databases of interrupted restores: %s", err.message);
     } else
         log_warning("catalog not ready yet, workers will retry: %s", err.message ? err.message : "unknown error");
     pgbr_error_clear(&err);

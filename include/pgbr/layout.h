@@ -97,6 +97,26 @@ bool layout_write_latest(storage *coll, const char *full_subdir, int64_t now_us,
  */
 bool layout_read_latest(storage *coll, char out[LAYOUT_SUBDIR_SIZE], pgbr_error *err);
 
+/*
+ * The full backup a statement names: given NULL or LATEST (any case) reads
+ * the LATEST pointer, anything else goes through layout_normalize_subdir.
+ * The backup must be complete (have a BACKUP_MANIFEST): otherwise 58P01
+ * `backup "<subdir>" not found in "<display url>"`.
+ */
+bool layout_resolve_backup(storage *coll, const char *given, char out[LAYOUT_SUBDIR_SIZE],
+                           pgbr_error *err);
+
+struct manifest;
+/*
+ * Read, check against BACKUP_MANIFEST.sha256, and decode the manifest of the
+ * backup (or layer) directory dir (relative to the storage root, with or
+ * without a leading '/'). A missing manifest is 58P01, a corrupt one XX001.
+ * *raw (may be NULL) gets the manifest bytes as stored (malloc'd,
+ * NUL-terminated), *raw_len their length. NULL with err set on failure.
+ */
+struct manifest *layout_read_manifest(storage *st, const char *dir, char **raw, size_t *raw_len,
+                                      pgbr_error *err);
+
 /* A list of subdirectories or layer names (malloc'd strings). */
 typedef struct layout_list {
     char **items;

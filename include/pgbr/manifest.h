@@ -117,6 +117,14 @@ typedef struct manifest_sequence {
 typedef struct manifest_database {
     char *name;
     char *schema_file;      /* e.g. "schema/db.dump", relative to the backup's directory */
+    /* optional (NULL = not recorded): what CREATE DATABASE needs to give the
+     * restored database the source's owner, encoding and locale */
+    char *schema_sha256;    /* SHA-256 of the schema file (64 lowercase hex) */
+    char *owner;
+    char *encoding;         /* pg_encoding_to_char(encoding), e.g. "UTF8" */
+    char *lc_collate;
+    char *lc_ctype;
+    char *icu_locale;       /* set only when the locale provider is ICU */
     manifest_table **tables;
     size_t ntables;
     manifest_sequence **sequences;

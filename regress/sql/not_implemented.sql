@@ -3,8 +3,8 @@
 --
 BACKUP INTO 'nodelocal://1/x';
 \echo :LAST_ERROR_SQLSTATE
-RESTORE DATABASE postgres FROM LATEST IN 'nodelocal://1/x' WITH detached;
-RESTORE FROM LATEST IN 'nodelocal://1/x';
+RESTORE SYSTEM USERS FROM LATEST IN 'nodelocal://1/x' WITH detached;
+RESTORE DATABASE postgres FROM LATEST IN 'nodelocal://1/x' AS OF SYSTEM TIME '-1s';
 \echo :LAST_ERROR_SQLSTATE
 -- Others: only the SQLSTATE is shown here.
 \set VERBOSITY sqlstate

@@ -133,7 +133,7 @@ static PGresult *query(PGconn *conn, const char *sql, pgbr_error *err)
 {
     PGresult *res = PQexec(conn, sql);
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        engine_error_from(conn, res, NULL, err);
+        pgclient_error_from(conn, res, NULL, err);
         PQclear(res);
         return NULL;
     }
@@ -143,7 +143,7 @@ static PGresult *query(PGconn *conn, const char *sql, pgbr_error *err)
 /* Export the snapshot, then have every copy connection import it. */
 static bool take_snapshot(db_run *r, pgbr_error *err)
 {
-    r->exporter = engine_connect(r->req->conninfo, r->dbname, err);
+    r->exporter = pgclient_connect(r->req->conninfo, r->dbname, "pgbr backup", err);
     if (!r->exporter)
         return false;
     r->server_num = PQserverVersion(r->exporter);
@@ -152,7 +152,7 @@ static bool take_snapshot(db_run *r, pgbr_error *err)
     if (r->server_num < 120000)
         return pgbr_error_set(err, "0A000", "pgbr backups need PostgreSQL 12 or later (server is %s)",
                               r->server_version ? r->server_version : "?");
-    if (!engine_exec(r->exporter, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", err))
+    if (!pgclient_exec(r->exporter, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", err))
         return false;
     PGresult *res = query(r->exporter,
                           "SELECT pg_export_snapshot(), CASE WHEN pg_is_in_recovery() "
@@ -177,8 +177,8 @@ static bool take_snapshot(db_run *r, pgbr_error *err)
     PQfreemem(lit);
     bool ok = true;
     for (int i = 0; ok && i < r->nconns; i++) {
-        r->conns[i] = engine_connect(r->req->conninfo, r->dbname, err);
-        ok = r->conns[i] && engine_exec(r->conns[i], set_sql, err);
+        r->conns[i] = pgclient_connect(r->req->conninfo, r->dbname, "pgbr backup", err);
+        ok = r->conns[i] && pgclient_exec(r->conns[i], set_sql, err);
     }
     free(set_sql);
     return ok;
@@ -235,7 +235,7 @@ static bool list_tables(db_run *r, pgbr_error *err)
              pgbr_buf_append(&lock, q, strlen(q), err);
     }
     ok = ok && pgbr_buf_append(&lock, " IN ACCESS SHARE MODE", 22, err) &&
-         engine_exec(r->exporter, (const char *)lock.data, err);
+         pgclient_exec(r->exporter, (const char *)lock.data, err);
     pgbr_buf_free(&lock);
     return ok;
 }
@@ -328,6 +328,56 @@ static bool add_sequences(db_run *r, manifest_database *mdb, pgbr_error *err)
         }
         ok = s != NULL;
         PQclear(v);
+    }
+    PQclear(res);
+    return ok;
+}
+
+/* What CREATE DATABASE needs to recreate the database as it was (owner,
+ * encoding, locale), and the populated materialized views, which the
+ * restore refreshes once the data is in (pg_dump --schema-only has no
+ * REFRESH for them). */
+static bool add_database_properties(db_run *r, manifest_database *mdb, pgbr_error *err)
+{
+    const char *icu = r->server_num >= 170000   ? "CASE WHEN datlocprovider = 'i' THEN datlocale END"
+                      : r->server_num >= 150000 ? "CASE WHEN datlocprovider = 'i' THEN daticulocale END"
+                                                : "NULL";
+    char *sql = NULL;
+    if (asprintf(&sql,
+                 "SELECT pg_catalog.pg_get_userbyid(datdba), pg_catalog.pg_encoding_to_char(encoding), "
+                 "datcollate, datctype, %s FROM pg_catalog.pg_database WHERE datname = current_database()",
+                 icu) < 0)
+        return pgbr_error_set(err, "53200", "out of memory");
+    PGresult *res = query(r->exporter, sql, err);
+    free(sql);
+    if (!res)
+        return false;
+    bool ok = PQntuples(res) == 1 && manifest_set_string(&mdb->owner, PQgetvalue(res, 0, 0), err) &&
+              manifest_set_string(&mdb->encoding, PQgetvalue(res, 0, 1), err) &&
+              manifest_set_string(&mdb->lc_collate, PQgetvalue(res, 0, 2), err) &&
+              manifest_set_string(&mdb->lc_ctype, PQgetvalue(res, 0, 3), err) &&
+              (PQgetisnull(res, 0, 4) || manifest_set_string(&mdb->icu_locale, PQgetvalue(res, 0, 4), err));
+    PQclear(res);
+    if (!ok)
+        return pgbr_error_is_set(err) ? false : pgbr_error_set(err, "XX000", "could not read the properties of database \"%s\"", r->dbname);
+    res = query(r->exporter,
+                "SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c "
+                "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relkind = 'm' AND c.relispopulated "
+                "  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgbr') "
+                "  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_class'::regclass "
+                "                  AND d.objid = c.oid AND d.deptype = 'e') "
+                "ORDER BY c.oid",
+                err);
+    if (!res)
+        return false;
+    for (int i = 0; ok && i < PQntuples(res); i++) {
+        manifest_table *mt = manifest_database_add_table(mdb, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), err);
+        if (mt) {
+            mt->oid = (uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10);
+            mt->kind = MANIFEST_REL_MATVIEW;
+        }
+        ok = mt != NULL;
     }
     PQclear(res);
     return ok;
@@ -442,7 +492,7 @@ static bool backup_database(const backup_request *req, const char *prefix, stora
     started = r.nconns;
 
     /* the schema, while the copy threads read the data */
-    char *pg_dump = engine_find_pg_dump(req->pg_dump_path, r.server_num);
+    char *pg_dump = pgclient_find_tool("pg_dump", req->pg_dump_path, r.server_num);
     char *schema_rel = NULL, *schema_path = NULL;
     uint64_t schema_bytes = 0;
     char schema_sha[65] = "";
@@ -475,7 +525,9 @@ static bool backup_database(const backup_request *req, const char *prefix, stora
 
     manifest_database *mdb = manifest_add_database(m, r.dbname, err);
     ok = mdb && manifest_set_string(&mdb->schema_file, schema_rel, err) &&
-         add_tables(&r, mdb, out, err) && add_sequences(&r, mdb, err) &&
+         manifest_set_string(&mdb->schema_sha256, schema_sha, err) &&
+         add_tables(&r, mdb, out, err) && add_database_properties(&r, mdb, err) &&
+         add_sequences(&r, mdb, err) &&
          manifest_add_resolved_target(m, r.dbname, NULL, NULL, err) &&
          manifest_set_string(&m->end_lsn, r.lsn, err) &&
          manifest_set_string(&m->server_version, r.server_version, err);

@@ -122,7 +122,7 @@ static bool copy_chunk(engine_copy *cp, PGconn *conn, engine_chunk *c, pgbr_erro
 
     res = PQexec(conn, sql);
     if (!res || PQresultStatus(res) != PGRES_COPY_OUT) {
-        engine_error_from(conn, res, NULL, err);
+        pgclient_error_from(conn, res, NULL, err);
         pgbr_error_detail(err, "while copying table \"%s.%s\"", t->schema, t->name);
         goto done;
     }
@@ -134,7 +134,7 @@ static bool copy_chunk(engine_copy *cp, PGconn *conn, engine_chunk *c, pgbr_erro
         if (n == -1)
             break;
         if (n < 0) {
-            engine_error_from(conn, NULL, "could not read COPY data", err);
+            pgclient_error_from(conn, NULL, "could not read COPY data", err);
             goto done;
         }
         if (blen + (size_t)n > BATCH_BYTES && blen > 0) {
@@ -180,7 +180,7 @@ static bool copy_chunk(engine_copy *cp, PGconn *conn, engine_chunk *c, pgbr_erro
     }
     res = PQgetResult(conn);
     if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
-        engine_error_from(conn, res, NULL, err);
+        pgclient_error_from(conn, res, NULL, err);
         pgbr_error_detail(err, "while copying table \"%s.%s\"", t->schema, t->name);
         goto done;
     }

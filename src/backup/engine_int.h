@@ -1,7 +1,7 @@
 /*
  * engine_int.h - what the files of the backup engine share (src/backup/
- * engine*.c only): connections with pinned settings, the pg_dump child, and
- * the parallel COPY of one database's chunks.
+ * engine*.c only): the pg_dump child and the parallel COPY of one database's
+ * chunks.
  */
 #ifndef PGBR_BACKUP_ENGINE_INT_H
 #define PGBR_BACKUP_ENGINE_INT_H
@@ -14,30 +14,11 @@
 
 #include "pgbr/backup.h"
 #include "pgbr/error.h"
+#include "pgbr/pgclient.h"
 #include "pgbr/storage.h"
-
-/* ---- connections (engine_conn.c) ---- */
-
-/* Connect to dbname with req->conninfo, blocking, and pin the output
- * settings (DateStyle, IntervalStyle, extra_float_digits, TimeZone,
- * client_encoding, standard_conforming_strings, no timeouts). */
-PGconn *engine_connect(const char *conninfo, const char *dbname, pgbr_error *err);
-/* Run a command that returns no rows; false with err set (the server's
- * SQLSTATE and message) otherwise. */
-bool engine_exec(PGconn *conn, const char *sql, pgbr_error *err);
-/* Set err from a failed result (or from the connection when res is NULL). */
-bool engine_error_from(PGconn *conn, const PGresult *res, const char *context, pgbr_error *err);
-/* The conninfo of dbname without the password as a keyword='value' string
- * (malloc'd) and the password (malloc'd, NULL when none). */
-bool engine_conninfo_for_dump(const char *conninfo, const char *dbname, char **out,
-                              char **password, pgbr_error *err);
 
 /* ---- pg_dump (engine_dump.c) ---- */
 
-/* Find pg_dump for a server of version server_num: override, else
- * /usr/lib/postgresql/<major>/bin/pg_dump, else `pg_config --bindir`, else
- * "pg_dump" (PATH). Returns a malloc'd path. */
-char *engine_find_pg_dump(const char *override, int server_num);
 /* Run pg_dump --schema-only --format=custom --snapshot=... of dbname into
  * storage file path (streamed through sha256+count). stored_bytes and
  * sha256 receive the file's size and digest. */

@@ -8,6 +8,7 @@
  * rewritten, so object-locked buckets hold a collection.
  */
 #include "pgbr/layout.h"
+#include "pgbr/manifest.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -553,4 +554,65 @@ done:
     free(manifest);
     free(norm);
     return ok;
+}
+
+bool layout_resolve_backup(storage *coll, const char *given, char out[LAYOUT_SUBDIR_SIZE],
+                           pgbr_error *err)
+{
+    storage_info info;
+    char path[LAYOUT_PATH_SIZE];
+    if (given == NULL || layout_is_latest(given)) {
+        if (!layout_read_latest(coll, out, err))
+            return false;
+    } else if (!layout_normalize_subdir(given, out, err)) {
+        return false;
+    }
+    snprintf(path, sizeof path, "%s/%s", out + 1, LAYOUT_MANIFEST);
+    if (!storage_stat(coll, path, &info, err))
+        return false;
+    if (!info.exists) {
+        pgbr_error_set(err, "58P01", "backup \"%s\" not found in \"%s\"", out,
+                       storage_display_url(coll));
+        pgbr_error_hint(err, "SHOW BACKUPS IN '%s' lists the backups of the collection.",
+                        storage_display_url(coll));
+        return false;
+    }
+    return true;
+}
+
+/* A manifest is small; anything bigger than this is not one. */
+#define MANIFEST_MAX_SIZE (512u * 1024 * 1024)
+
+manifest *layout_read_manifest(storage *st, const char *dir, char **raw, size_t *raw_len,
+                               pgbr_error *err)
+{
+    char *mpath = NULL, *spath = NULL, *text = NULL, *sum = NULL, *shown = NULL;
+    size_t len = 0, sum_len = 0;
+    manifest *m = NULL;
+    while (*dir == '/')
+        dir++;
+    if (asprintf(&mpath, "%s/%s", dir, LAYOUT_MANIFEST) < 0 ||
+        asprintf(&spath, "%s/%s", dir, MANIFEST_CHECKSUM_FILE_NAME) < 0 ||
+        asprintf(&shown, "%s/%s", storage_display_url(st), mpath) < 0) {
+        pgbr_error_set(err, "53200", "out of memory");
+        goto done;
+    }
+    if (!storage_get(st, mpath, MANIFEST_MAX_SIZE, &text, &len, err) ||
+        !storage_get(st, spath, 4096, &sum, &sum_len, err) ||
+        !manifest_checksum_verify(text, len, sum, sum_len, shown, err))
+        goto done;
+    m = manifest_decode(text, len, shown, err);
+    if (m && raw) {
+        *raw = text;
+        text = NULL;
+        if (raw_len)
+            *raw_len = len;
+    }
+done:
+    free(mpath);
+    free(spath);
+    free(shown);
+    free(text);
+    free(sum);
+    return m;
 }

@@ -63,6 +63,7 @@ typedef struct field {
     const shape *sub;           /* F_GROUP, F_LIST */
     const char *const *names;   /* F_ENUM */
     size_t nnames;
+    bool optional;              /* may be absent (= NULL); not written when NULL */
 } field;
 
 /* A struct (a JSON object), or with one field keyed "" a bare value (a list
@@ -81,6 +82,8 @@ struct shape {
     { key, F_ENUM, false, offsetof(st, member), 0, NULL, names, sizeof names / sizeof names[0] }
 #define FLIST(st, key, member, count, sub) \
     { key, F_LIST, false, offsetof(st, member), offsetof(st, count), &sub, NULL, 0 }
+#define FOPT(st, key, member) \
+    { key, F_STR, true, offsetof(st, member), 0, NULL, NULL, 0, true }
 #define FEND { NULL, F_STR, false, 0, 0, NULL, NULL, 0 }
 
 static const char *const backup_type_names[] = { "full", "incremental" };
@@ -132,6 +135,12 @@ static const shape sequence_shape = { sizeof(manifest_sequence), true, sequence_
 static const field database_fields[] = {
     FLD(manifest_database, "name", F_STR, false, name),
     FLD(manifest_database, "schema_file", F_PATH, false, schema_file),
+    FOPT(manifest_database, "schema_sha256", schema_sha256),
+    FOPT(manifest_database, "owner", owner),
+    FOPT(manifest_database, "encoding", encoding),
+    FOPT(manifest_database, "lc_collate", lc_collate),
+    FOPT(manifest_database, "lc_ctype", lc_ctype),
+    FOPT(manifest_database, "icu_locale", icu_locale),
     FLIST(manifest_database, "tables", tables, ntables, table_shape),
     FLIST(manifest_database, "sequences", sequences, nsequences, sequence_shape),
     FEND
@@ -502,8 +511,11 @@ static json_t *enc_shape(enc *e, const void *base, const field *fields)
 {
     json_t *o = json_object();
 
-    for (const field *f = fields; o != NULL && f->key != NULL; f++)
+    for (const field *f = fields; o != NULL && f->key != NULL; f++) {
+        if (f->optional && ptr_get((const char *)base + f->offset) == NULL)
+            continue;
         enc_put(e, o, f->key, enc_value(e, base, f));
+    }
     return o;
 }
 
@@ -740,8 +752,8 @@ static bool dec_shape(dec *d, json_t *obj, void *base, const field *fields)
     for (const field *f = fields; f->key != NULL; f++) {
         json_t *v = json_object_get(obj, f->key);
 
-        if (v == NULL && f->kind == F_EXTRA)
-            continue;           /* optional: absent means {} */
+        if (v == NULL && (f->kind == F_EXTRA || f->optional))
+            continue;           /* optional: absent means {} or NULL */
         if (v == NULL)
             return dec_fail(d, f->key, "is missing");
         if (json_is_null(v) && !f->nullable)

@@ -69,7 +69,7 @@ static void exec_request_free(exec_request *req)
     free(req->current_user);
     free(req->external_io_dir);
     free(req->job_conninfo);
-    exec_backup_job_free(req->backup_job);
+    exec_job_free(req->job);
     free(req->backups.uri);
     result_set_free(req->backups.rs);
     pgbr_error_clear(&req->backups.err);
@@ -411,7 +411,7 @@ static void exec_restore(exec_request *req)
         exec_fail(req, "22023", "cannot use \"into_db\" option when restoring database(s)");
         return;
     }
-    exec_fail_not_implemented(req, sql_stmt_name(req->stmt));
+    exec_restore_job_start(req, exec_opt_true(&o->detached));
 }
 
 /* ---------------------------------------------------------------------------

@@ -20,7 +20,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <time.h>
+
 #include "pgbr/exec.h"
+#include "pgbr/storage.h"
 
 struct pg_conn;
 typedef struct exec_request exec_request;
@@ -54,7 +57,54 @@ typedef struct exec_backups_state {
     pgbr_error err;
 } exec_backups_state;
 
-typedef struct backup_job backup_job;
+/* A BACKUP or RESTORE job (job.c): the generic part; ops give the
+ * statement's own checks and work, state its own data. Filled on the loop
+ * thread; afterwards only the worker running it touches it (the loop thread
+ * reads ok/err/counts after the work is done). */
+typedef struct exec_job exec_job;
+typedef struct exec_job_ops {
+    const char *job_type;   /* "BACKUP", "RESTORE": pgbr.jobs.job_type and the command tag */
+    /* worker: checks that need the upstream or the storage, before the job
+     * row exists (a refused statement creates no job). May be NULL. */
+    bool (*prepare)(exec_job *job, struct pg_conn *catalog, pgbr_error *err);
+    /* worker: the work. Sets job->rows, index_entries, bytes. Report
+     * progress with exec_job_progress(job, ...). */
+    bool (*run)(exec_job *job, pgbr_error *err);
+    void (*free_state)(void *state);
+} exec_job_ops;
+
+struct exec_job {
+    const exec_job_ops *ops;
+    void *state;
+    int64_t id;
+    bool detached;
+    char *user;                 /* who runs it (from exec_identify) */
+    bool is_admin;
+    char *description;          /* the redacted canonical statement */
+    char *conninfo;             /* pgbr's job conninfo (catalog database) */
+    char *external_io_dir;
+    int node_id;
+    int workers;
+    storage_config storage;     /* points into this struct */
+    struct pg_conn *conn;       /* the worker's catalog connection, during run */
+    time_t last_progress;
+    bool inserted;
+    bool ok;
+    uint64_t rows, index_entries, bytes;
+    pgbr_error err;
+};
+
+/* A job for req's statement (description, id, configuration copied from
+ * req). Takes ownership of state (freed by ops->free_state). NULL when out
+ * of memory. */
+exec_job *exec_job_new(exec_request *req, const exec_job_ops *ops, void *state, bool detached);
+void exec_job_free(exec_job *job);
+/* Run req->job: prepare + insert on a worker, then the result (detached:
+ * the job id at once; blocking: the row when the job ends). Call after
+ * exec_identify. */
+void exec_job_submit(exec_request *req);
+/* A backup_progress_fn / restore_progress_fn with the job as arg. */
+bool exec_job_progress(void *job, double fraction, const char *status);
 
 struct exec_request {
     int refs;
@@ -77,7 +127,7 @@ struct exec_request {
     char *external_io_dir;         /* configuration at exec_start */
     char *job_conninfo;            /* configuration at exec_start */
     int workers;
-    backup_job *backup_job;        /* BACKUP: the job until it runs on its own */
+    exec_job *job;                 /* BACKUP/RESTORE: the job until it runs on its own */
     exec_jobs_state jobs;
     exec_backups_state backups;
 };
@@ -122,7 +172,8 @@ const char *exec_string_value(exec_request *req, const sql_string *str, pgbr_err
 
 /* BACKUP DATABASE ... INTO (backup_job.c), after exec.c's checks. */
 void exec_backup_job_start(exec_request *req, bool detached);
-void exec_backup_job_free(backup_job *job);
+/* RESTORE (restore_job.c), after exec.c's checks. */
+void exec_restore_job_start(exec_request *req, bool detached);
 
 /* SHOW BACKUPS IN (show_backups.c). */
 void exec_show_backups_start(exec_request *req);

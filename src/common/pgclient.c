@@ -1,14 +1,14 @@
 /*
- * engine_conn.c - libpq connections of the backup engine: connect to one
+ * pgclient.c - libpq connections of backup and restore jobs: connect to one
  * database with the output settings pinned (so COPY text is the same whatever
  * the server's or role's defaults), run commands, turn libpq failures into
- * pgbr_errors, and build the conninfo given to pg_dump.
+ * pgbr_errors, and build the conninfo given to pg_dump and pg_restore.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine_int.h"
+#include "pgbr/pgclient.h"
 #include "pgbr/buf.h"
 
 /* Output settings every engine connection runs with. No timeouts: the
@@ -19,7 +19,7 @@ static const char pinned_settings[] =
     "SET bytea_output = hex; SET statement_timeout = 0; SET lock_timeout = 0; "
     "SET idle_in_transaction_session_timeout = 0";
 
-bool engine_error_from(PGconn *conn, const PGresult *res, const char *context, pgbr_error *err)
+bool pgclient_error_from(PGconn *conn, const PGresult *res, const char *context, pgbr_error *err)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
@@ -51,12 +51,12 @@ bool engine_error_from(PGconn *conn, const PGresult *res, const char *context, p
     return false;
 }
 
-bool engine_exec(PGconn *conn, const char *sql, pgbr_error *err)
+bool pgclient_exec(PGconn *conn, const char *sql, pgbr_error *err)
 {
     PGresult *res = PQexec(conn, sql);
     bool ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
     if (!ok)
-        engine_error_from(conn, res, NULL, err);
+        pgclient_error_from(conn, res, NULL, err);
     PQclear(res);
     return ok;
 }
@@ -75,7 +75,19 @@ static PQconninfoOption *parse_conninfo(const char *conninfo, pgbr_error *err)
     return opts;
 }
 
-PGconn *engine_connect(const char *conninfo, const char *dbname, pgbr_error *err)
+PGresult *pgclient_query(PGconn *conn, const char *sql, pgbr_error *err)
+{
+    PGresult *res = PQexec(conn, sql);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        pgclient_error_from(conn, res, NULL, err);
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
+PGconn *pgclient_connect(const char *conninfo, const char *dbname, const char *application_name,
+                         pgbr_error *err)
 {
     PQconninfoOption *opts = parse_conninfo(conninfo, err);
     if (!opts)
@@ -84,16 +96,18 @@ PGconn *engine_connect(const char *conninfo, const char *dbname, pgbr_error *err
     const char *vals[64];
     int n = 0;
     for (PQconninfoOption *o = opts; o->keyword && n < 60; o++) {
-        if (!o->val || strcmp(o->keyword, "dbname") == 0 ||
+        if (!o->val || (dbname && strcmp(o->keyword, "dbname") == 0) ||
             strcmp(o->keyword, "application_name") == 0)
             continue;
         keys[n] = o->keyword;
         vals[n++] = o->val;
     }
-    keys[n] = "dbname";
-    vals[n++] = dbname;
+    if (dbname) {
+        keys[n] = "dbname";
+        vals[n++] = dbname;
+    }
     keys[n] = "application_name";
-    vals[n++] = "pgbr backup";
+    vals[n++] = application_name ? application_name : "pgbr";
     keys[n] = NULL;
     vals[n] = NULL;
     PGconn *conn = PQconnectdbParams(keys, vals, 0);
@@ -107,13 +121,13 @@ PGconn *engine_connect(const char *conninfo, const char *dbname, pgbr_error *err
          * common case a user can act on. */
         const char *msg = PQerrorMessage(conn);
         if (strstr(msg, "does not exist") && strstr(msg, "database"))
-            pgbr_error_set(err, "3D000", "database \"%s\" does not exist", dbname);
+            pgbr_error_set(err, "3D000", "database \"%s\" does not exist", dbname ? dbname : "?");
         else
-            engine_error_from(conn, NULL, "could not connect to the upstream", err);
+            pgclient_error_from(conn, NULL, "could not connect to the upstream", err);
         PQfinish(conn);
         return NULL;
     }
-    if (!engine_exec(conn, pinned_settings, err)) {
+    if (!pgclient_exec(conn, pinned_settings, err)) {
         PQfinish(conn);
         return NULL;
     }
@@ -139,7 +153,7 @@ static bool append_str(pgbr_buf *b, const char *s, pgbr_error *err)
     return pgbr_buf_append(b, s, strlen(s), err);
 }
 
-bool engine_conninfo_for_dump(const char *conninfo, const char *dbname, char **out,
+bool pgclient_conninfo_for_tool(const char *conninfo, const char *dbname, char **out,
                               char **password, pgbr_error *err)
 {
     *out = NULL;

@@ -1,0 +1,188 @@
+/*
+ * restore_job.c - RESTORE DATABASE a [, ...] FROM LATEST|'<subdir>' IN
+ * <collection> [WITH new_db_name, schema_only, verify_backup_table_data,
+ * detached, ...]: a restore run as a job (job.c: recorded in pgbr.jobs,
+ * blocking or WITH detached), the work done by the restore engine
+ * (src/restore).
+ *
+ * Steps: on the loop thread, the checks of exec.c, then the caller's
+ * identity: nodelocal/file need the admin role, a non-admin needs CREATEDB
+ * (and then owns what is restored); on a worker, restore_prepare reads the
+ * backup and checks the targets and destination names before the job row
+ * exists, so a refused RESTORE creates no job; then restore_execute.
+ * Not yet: table and whole-server restores, AS OF SYSTEM TIME,
+ * incrementals, encryption.
+ */
+#include <libpq-fe.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exec_internal.h"
+#include "pgbr/restore.h"
+
+typedef struct restore_state {
+    char *url;
+    char *subdir;               /* NULL: LATEST */
+    char **dbs;
+    int ndbs;
+    char *new_db_name;
+    char *owner_role;
+    restore_request rr;
+    restore_plan *plan;
+} restore_state;
+
+static void state_free(void *arg)
+{
+    restore_state *st = arg;
+    if (st == NULL)
+        return;
+    restore_plan_free(st->plan);
+    free(st->url);
+    free(st->subdir);
+    for (int i = 0; st->dbs != NULL && i < st->ndbs; i++)
+        free(st->dbs[i]);
+    free(st->dbs);
+    free(st->new_db_name);
+    free(st->owner_role);
+    free(st);
+}
+
+/* ---- worker side ---- */
+
+static bool restore_prepare_job(exec_job *job, struct pg_conn *conn, pgbr_error *err)
+{
+    restore_state *st = job->state;
+    (void)conn;
+    st->rr.conninfo = job->conninfo;
+    st->rr.collection_url = st->url;
+    st->rr.storage = &job->storage;
+    st->rr.subdir = st->subdir;
+    st->rr.job_id = job->id;
+    st->rr.databases = (const char *const *)st->dbs;
+    st->rr.ndatabases = (size_t)st->ndbs;
+    st->rr.new_db_name = st->new_db_name;
+    st->rr.owner_role = job->is_admin ? NULL : job->user;
+    st->rr.workers = job->workers;
+    return restore_prepare(&st->rr, &st->plan, err);
+}
+
+static bool restore_work(exec_job *job, pgbr_error *err)
+{
+    restore_state *st = job->state;
+    restore_result res;
+    bool ok = restore_execute(st->plan, exec_job_progress, job, &res, err);
+    job->rows = res.rows;
+    job->index_entries = res.index_entries;
+    job->bytes = res.bytes;
+    restore_plan_free(st->plan);
+    st->plan = NULL;
+    return ok;
+}
+
+static const exec_job_ops restore_ops = { "RESTORE", restore_prepare_job, restore_work, state_free };
+
+/* ---- loop side ---- */
+
+static void on_createdb(exec_request *req, result_set *rs, pgbr_error *err)
+{
+    if (rs == NULL) {
+        exec_finish(req, NULL, err);
+        return;
+    }
+    bool may = rs->nrows == 1 && strcmp(result_set_value(rs, 0, 0), "t") == 0;
+    result_set_free(rs);
+    if (!may) {
+        exec_fail(req, "42501", "permission denied to create database");
+        return;
+    }
+    exec_job_submit(req);
+}
+
+static void on_identity(exec_request *req)
+{
+    restore_state *st = req->job->state;
+    if (!exec_check_implicit_access(req, st->url))
+        return;
+    if (req->is_admin) {
+        exec_job_submit(req);
+        return;
+    }
+    exec_run_query(req, "SELECT rolcreatedb FROM pg_catalog.pg_roles WHERE rolname = current_user", 0, NULL,
+                   on_createdb);
+}
+
+void exec_restore_job_start(exec_request *req, bool detached)
+{
+    const sql_restore *r = &req->stmt->u.restore;
+    const sql_restore_options *o = &r->options;
+    pgbr_error err = PGBR_ERROR_INIT;
+    const char *url, *subdir = NULL, *new_name = NULL;
+
+    if (r->targets.kind != SQL_TARGET_DATABASES) {
+        exec_fail_not_implemented(req, r->targets.kind == SQL_TARGET_CLUSTER ? "RESTORE of the whole server"
+                                       : r->targets.kind == SQL_TARGET_TABLES ? "RESTORE TABLE"
+                                                                              : "RESTORE SYSTEM USERS");
+        return;
+    }
+    if (r->deprecated_path_form) {
+        exec_fail_not_implemented(req, "RESTORE ... FROM '<path>' (use RESTORE ... FROM LATEST IN '<collection>')");
+        return;
+    }
+    if (r->as_of != NULL) {
+        exec_fail_not_implemented(req, "RESTORE ... AS OF SYSTEM TIME");
+        return;
+    }
+    if (o->encryption_passphrase || o->kms || o->incremental_location || o->execution_locality ||
+        o->virtual_cluster_name || o->virtual_cluster || o->experimental_deferred_copy.set) {
+        exec_fail_not_implemented(req, "RESTORE with encryption, incremental_location, EXECUTION LOCALITY, "
+                                       "virtual clusters or deferred copy");
+        return;
+    }
+    if (o->detached.expr != NULL || o->schema_only.expr != NULL || o->verify_backup_table_data.expr != NULL) {
+        exec_fail_not_implemented(req, "RESTORE with an option given as an expression");
+        return;
+    }
+    if (detached && req->info.txn_status == 'T') {
+        exec_fail_not_implemented(req, "RESTORE ... WITH detached inside a transaction block");
+        return;
+    }
+    if (r->nlocalities != 1 || r->from == NULL || r->from[0].n != 1) {
+        exec_fail_not_implemented(req, "locality-aware RESTORE");
+        return;
+    }
+    url = exec_string_value(req, &r->from[0].items[0], &err);
+    if (url != NULL && r->subdir != NULL)
+        subdir = exec_string_value(req, r->subdir, &err);
+    if (url != NULL && o->new_db_name != NULL)
+        new_name = exec_string_value(req, o->new_db_name, &err);
+    if (pgbr_error_is_set(&err)) {
+        exec_finish(req, NULL, &err);
+        pgbr_error_clear(&err);
+        return;
+    }
+    if (new_name != NULL && *new_name == '\0') {
+        exec_fail(req, "22023", "new_db_name must not be empty");
+        return;
+    }
+    restore_state *st = calloc(1, sizeof *st);
+    bool ok = st != NULL;
+    if (ok) {
+        st->url = strdup(url);
+        st->subdir = subdir ? strdup(subdir) : NULL;
+        st->new_db_name = new_name ? strdup(new_name) : NULL;
+        st->ndbs = r->targets.n;
+        st->dbs = calloc((size_t)st->ndbs, sizeof *st->dbs);
+        ok = st->url && (!subdir || st->subdir) && (!new_name || st->new_db_name) && st->dbs;
+        for (int i = 0; ok && i < st->ndbs; i++)
+            ok = (st->dbs[i] = strdup(r->targets.databases[i])) != NULL;
+        st->rr.schema_only = o->schema_only.set && o->schema_only.value;
+        st->rr.verify_data = o->verify_backup_table_data.set && o->verify_backup_table_data.value;
+    }
+    if (!ok || (req->job = exec_job_new(req, &restore_ops, st, detached)) == NULL) {
+        if (!ok)
+            state_free(st);
+        exec_fail(req, "53200", "out of memory");
+        return;
+    }
+    exec_identify(req, on_identity);
+}

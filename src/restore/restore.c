@@ -1,0 +1,714 @@
+/*
+ * restore.c - RESTORE DATABASE: the plan (manifest read and verified,
+ * targets and destination names checked) and its execution, one staging
+ * database per restored database, renamed into place at the very end
+ * (restore.h gives the steps). pg_restore does the DDL from the backup's
+ * schema dump, copied to a temporary file first (pg_restore -j needs a
+ * seekable file) with its SHA-256 checked; restore_load.c loads the rows.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pgbr/buf.h"
+#include "pgbr/filter.h"
+#include "pgbr/log.h"
+#include "pgbr/manifest.h"
+#include "pgbr/pgclient.h"
+#include "restore_int.h"
+
+#define DEFAULT_WORKERS 4
+#define MAX_WORKERS 64
+#define READ_BYTES (256 * 1024)
+
+struct restore_plan {
+    const restore_request *req;
+    storage *st;
+    manifest *m;
+    char subdir[LAYOUT_SUBDIR_SIZE];
+    size_t n;
+    manifest_database **dbs;    /* the databases restored, in the manifest */
+    char **dest;                /* their destination names */
+    char **staging;             /* their staging names */
+    bool *created;              /* staging database exists */
+    PGconn *admin;              /* the maintenance connection */
+    int server_num;
+};
+
+void restore_plan_free(restore_plan *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->n; i++) {
+        if (p->staging)
+            free(p->staging[i]);
+        if (p->dest)
+            free(p->dest[i]);
+    }
+    free(p->staging);
+    free(p->dest);
+    free(p->dbs);
+    free(p->created);
+    if (p->admin)
+        PQfinish(p->admin);
+    manifest_free(p->m);
+    storage_close(p->st);
+    free(p);
+}
+
+static bool oom(pgbr_error *err)
+{
+    return pgbr_error_set(err, "53200", "out of memory");
+}
+
+/* "sql" with one identifier %s (quoted here) */
+static bool exec_ident(PGconn *conn, const char *fmt, const char *ident, const char *ident2,
+                       pgbr_error *err)
+{
+    char *q1 = PQescapeIdentifier(conn, ident, strlen(ident));
+    char *q2 = ident2 ? PQescapeIdentifier(conn, ident2, strlen(ident2)) : NULL;
+    char *sql = NULL;
+    bool ok = q1 && (!ident2 || q2) &&
+              (ident2 ? asprintf(&sql, fmt, q1, q2) : asprintf(&sql, fmt, q1)) >= 0;
+    if (!ok) {
+        sql = NULL;
+        oom(err);
+    } else {
+        ok = pgclient_exec(conn, sql, err);
+    }
+    PQfreemem(q1);
+    PQfreemem(q2);
+    free(sql);
+    return ok;
+}
+
+/* Which of names[] exist as databases: the first one found, or NULL. */
+static bool find_existing_database(PGconn *conn, char *const *names, size_t n, char **found,
+                                   pgbr_error *err)
+{
+    *found = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const char *params[1] = { names[i] };
+        PGresult *res = PQexecParams(conn, "SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1",
+                                     1, NULL, params, NULL, NULL, 0);
+        if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+            pgclient_error_from(conn, res, NULL, err);
+            PQclear(res);
+            return false;
+        }
+        bool exists = PQntuples(res) > 0;
+        PQclear(res);
+        if (exists) {
+            *found = names[i];
+            return true;
+        }
+    }
+    return true;
+}
+
+bool restore_prepare(const restore_request *req, restore_plan **out, pgbr_error *err)
+{
+    restore_plan *p = calloc(1, sizeof *p);
+    *out = NULL;
+    if (!p)
+        return oom(err);
+    p->req = req;
+    if (req->ndatabases == 0) {
+        pgbr_error_set(err, "0A000", "this RESTORE form is not implemented yet");
+        goto fail;
+    }
+    if (req->new_db_name && req->ndatabases != 1) {
+        pgbr_error_set(err, "22023", "new_db_name can only be used for RESTORE DATABASE with a single target database");
+        goto fail;
+    }
+    p->st = storage_open(req->collection_url, req->storage, err);
+    if (!p->st || !layout_resolve_backup(p->st, req->subdir, p->subdir, err))
+        goto fail;
+    p->m = layout_read_manifest(p->st, p->subdir, NULL, NULL, err);
+    if (!p->m)
+        goto fail;
+    if (p->m->backup_type != MANIFEST_BACKUP_FULL) {
+        pgbr_error_set(err, "XX001", "backup \"%s\" is not a full backup", p->subdir);
+        goto fail;
+    }
+    if (p->m->encryption != MANIFEST_ENCRYPTION_NONE) {
+        pgbr_error_set(err, "0A000", "restoring an encrypted backup is not implemented yet");
+        goto fail;
+    }
+    p->n = req->ndatabases;
+    p->dbs = calloc(p->n, sizeof *p->dbs);
+    p->dest = calloc(p->n, sizeof *p->dest);
+    p->staging = calloc(p->n, sizeof *p->staging);
+    p->created = calloc(p->n, sizeof *p->created);
+    if (!p->dbs || !p->dest || !p->staging || !p->created) {
+        oom(err);
+        goto fail;
+    }
+    for (size_t i = 0; i < p->n; i++) {
+        const char *name = req->databases[i];
+        for (size_t j = 0; j < p->m->ndatabases && !p->dbs[i]; j++)
+            if (strcmp(p->m->databases[j]->name, name) == 0)
+                p->dbs[i] = p->m->databases[j];
+        if (!p->dbs[i]) {
+            pgbr_error_set(err, "42704", "database \"%s\" not found in the backup", name);
+            pgbr_error_hint(err, "SHOW BACKUP FROM '%s' IN '%s' lists what the backup holds.", p->subdir,
+                            storage_display_url(p->st));
+            goto fail;
+        }
+        if (p->m->targets.kind == MANIFEST_TARGET_TABLES) {
+            pgbr_error_set(err, "0A000", "RESTORE DATABASE needs a backup of the whole database \"%s\"", name);
+            pgbr_error_detail(err, "Backup \"%s\" holds some of its tables only; restore them with RESTORE TABLE.",
+                              p->subdir);
+            goto fail;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(req->databases[j], name) == 0) {
+                pgbr_error_set(err, "42P04", "database \"%s\" is named twice", name);
+                goto fail;
+            }
+        p->dest[i] = strdup(req->new_db_name ? req->new_db_name : name);
+        if (!p->dest[i] || asprintf(&p->staging[i], RESTORE_STAGING_PREFIX "%" PRId64 "_%zu", req->job_id, i) < 0) {
+            p->staging[i] = NULL;
+            oom(err);
+            goto fail;
+        }
+        if (strncmp(p->dest[i], RESTORE_STAGING_PREFIX, strlen(RESTORE_STAGING_PREFIX)) == 0) {
+            pgbr_error_set(err, "42939", "database names starting with \"%s\" are reserved for pgbr's staging databases",
+                           RESTORE_STAGING_PREFIX);
+            goto fail;
+        }
+    }
+    p->admin = pgclient_connect(req->conninfo, NULL, "pgbr restore", err);
+    if (!p->admin)
+        goto fail;
+    p->server_num = PQserverVersion(p->admin);
+    if (p->m->server_version_num / 10000 > p->server_num / 10000) {
+        pgbr_error_set(err, "0A000", "backup from version %s is newer than current version %s",
+                       p->m->server_version, PQparameterStatus(p->admin, "server_version"));
+        goto fail;
+    }
+    char *found = NULL;
+    if (!find_existing_database(p->admin, p->dest, p->n, &found, err))
+        goto fail;
+    if (found) {
+        pgbr_error_set(err, "42P04", "database \"%s\" already exists", found);
+        if (!req->new_db_name)
+            pgbr_error_hint(err, "Use WITH new_db_name = '...' to restore it under another name, or drop or rename the existing database.");
+        goto fail;
+    }
+    *out = p;
+    return true;
+fail:
+    restore_plan_free(p);
+    return false;
+}
+
+/* ---- staging databases ---- */
+
+static bool role_exists(PGconn *conn, const char *role, bool *exists, pgbr_error *err)
+{
+    const char *params[1] = { role };
+    PGresult *res = PQexecParams(conn, "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1", 1, NULL,
+                                 params, NULL, NULL, 0);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        pgclient_error_from(conn, res, NULL, err);
+        PQclear(res);
+        return false;
+    }
+    *exists = PQntuples(res) > 0;
+    PQclear(res);
+    return true;
+}
+
+static bool append_option(pgbr_buf *b, PGconn *conn, const char *key, const char *value, pgbr_error *err)
+{
+    if (!value)
+        return true;
+    char *lit = PQescapeLiteral(conn, value, strlen(value));
+    bool ok = lit && pgbr_buf_append(b, " ", 1, err) && pgbr_buf_append(b, key, strlen(key), err) &&
+              pgbr_buf_append(b, " ", 1, err) && pgbr_buf_append(b, lit, strlen(lit), err);
+    if (!lit)
+        oom(err);
+    PQfreemem(lit);
+    return ok;
+}
+
+/* CREATE DATABASE <staging> with the source's encoding, locale and owner. */
+static bool create_staging(restore_plan *p, size_t i, pgbr_error *err)
+{
+    const manifest_database *db = p->dbs[i];
+    pgbr_buf b = PGBR_BUF_INIT;
+    char *name = PQescapeIdentifier(p->admin, p->staging[i], strlen(p->staging[i]));
+    const char *owner = p->req->owner_role;
+    bool ok = name != NULL;
+    if (!owner && db->owner) {
+        bool exists = false;
+        ok = ok && role_exists(p->admin, db->owner, &exists, err);
+        owner = exists ? db->owner : NULL;
+        if (ok && !exists)
+            log_warning("restore job %" PRId64 ": role \"%s\" (owner of database \"%s\") does not exist; "
+                        "the restored database is owned by the job's user",
+                        p->req->job_id, db->owner, db->name);
+    }
+    ok = ok && pgbr_buf_append(&b, "CREATE DATABASE ", 16, err) &&
+         pgbr_buf_append(&b, name, strlen(name), err) &&
+         pgbr_buf_append(&b, " TEMPLATE template0", 19, err) &&
+         append_option(&b, p->admin, "ENCODING", db->encoding, err) &&
+         append_option(&b, p->admin, "LC_COLLATE", db->lc_collate, err) &&
+         append_option(&b, p->admin, "LC_CTYPE", db->lc_ctype, err);
+    if (ok && db->icu_locale && p->server_num >= 150000)
+        ok = pgbr_buf_append(&b, " LOCALE_PROVIDER icu", 20, err) &&
+             append_option(&b, p->admin, p->server_num >= 170000 ? "LOCALE" : "ICU_LOCALE", db->icu_locale, err);
+    if (ok && owner) {
+        char *o = PQescapeIdentifier(p->admin, owner, strlen(owner));
+        ok = o && pgbr_buf_append(&b, " OWNER ", 7, err) && pgbr_buf_append(&b, o, strlen(o), err);
+        if (!o)
+            oom(err);
+        PQfreemem(o);
+    }
+    ok = ok && pgbr_buf_append(&b, "", 1, err);
+    if (!name)
+        oom(err);
+    PQfreemem(name);
+    if (ok) {
+        ok = pgclient_exec(p->admin, (const char *)b.data, err);
+        if (ok)
+            p->created[i] = true;
+    }
+    pgbr_buf_free(&b);
+    return ok;
+}
+
+static void drop_staging(restore_plan *p, size_t i)
+{
+    pgbr_error e = PGBR_ERROR_INIT;
+    if (!p->created[i] || !p->admin)
+        return;
+    const char *fmt = p->server_num >= 130000 ? "DROP DATABASE IF EXISTS %s WITH (FORCE)" : "DROP DATABASE IF EXISTS %s";
+    if (exec_ident(p->admin, fmt, p->staging[i], NULL, &e))
+        p->created[i] = false;
+    else
+        log_warning("restore job %" PRId64 ": could not drop staging database \"%s\": %s", p->req->job_id,
+                    p->staging[i], e.message ? e.message : "");
+    pgbr_error_clear(&e);
+}
+
+/* ---- the schema dump ---- */
+
+typedef struct fd_sink {
+    int fd;
+    const char *path;
+} fd_sink;
+
+static bool write_fd(void *arg, const void *data, size_t len, pgbr_error *err)
+{
+    fd_sink *s = arg;
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = write(s->fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return pgbr_error_set(err, errno == ENOSPC ? "53100" : "58030", "could not write file \"%s\": %s",
+                                  s->path, strerror(errno));
+        p += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+/* Copy the database's schema dump to a temporary file, checking its
+ * SHA-256. *tmp gets the file's path (malloc'd); the caller unlinks it. */
+static bool fetch_schema(restore_plan *p, size_t i, char **tmp, pgbr_error *err)
+{
+    const manifest_database *db = p->dbs[i];
+    const char *dir = getenv("TMPDIR");
+    char *path = NULL, *shown = NULL, *buf = NULL;
+    storage_read *rd = NULL;
+    filter_chain *chain = NULL;
+    fd_sink sink = { -1, NULL };
+    bool ok = false;
+    *tmp = NULL;
+    if (asprintf(tmp, "%s/pgbr-restore-%" PRId64 "-%zu-XXXXXX", dir && *dir ? dir : "/tmp", p->req->job_id, i) < 0 ||
+        asprintf(&path, "%s/%s", p->subdir + 1, db->schema_file) < 0 ||
+        asprintf(&shown, "%s/%s", storage_display_url(p->st), path) < 0 || !(buf = malloc(READ_BYTES))) {
+        oom(err);
+        goto done;
+    }
+    sink.fd = mkstemp(*tmp);
+    sink.path = *tmp;
+    if (sink.fd < 0) {
+        pgbr_error_set(err, "58030", "could not create temporary file \"%s\": %s", *tmp, strerror(errno));
+        free(*tmp);
+        *tmp = NULL;
+        goto done;
+    }
+    chain = filter_chain_new(write_fd, &sink, err);
+    if (!chain)
+        goto done;
+    if (db->schema_sha256) {
+        filter *sha = filter_sha256_new(err);
+        if (!sha || !filter_sha256_expect(sha, db->schema_sha256, shown, err)) {
+            filter_free(sha);
+            goto done;
+        }
+        if (!filter_chain_add(chain, sha, "sha256", err))
+            goto done;
+    }
+    rd = storage_read_open(p->st, path, 0, -1, err);
+    if (!rd)
+        goto done;
+    for (;;) {
+        ssize_t n = storage_read_data(rd, buf, READ_BYTES, err);
+        if (n < 0)
+            goto done;
+        if (n == 0)
+            break;
+        if (!filter_chain_push(chain, buf, (size_t)n, err))
+            goto done;
+    }
+    ok = filter_chain_finish(chain, err);
+done:
+    storage_read_close(rd);
+    filter_chain_free(chain);
+    if (sink.fd >= 0)
+        close(sink.fd);
+    free(buf);
+    free(path);
+    free(shown);
+    return ok;
+}
+
+static bool run_pg_restore(restore_plan *p, size_t i, const char *dump, const char *section, int jobs,
+                           pgbr_error *err)
+{
+    char *prog = pgclient_find_tool("pg_restore", p->req->pg_restore_path, p->server_num);
+    char sect[64], jarg[16], rolearg[256 + 8], what[512];
+    const char *args[12];
+    int n = 0;
+    if (!prog)
+        return oom(err);
+    snprintf(sect, sizeof sect, "--section=%s", section);
+    snprintf(jarg, sizeof jarg, "%d", jobs);
+    snprintf(what, sizeof what, "pg_restore (%s) of database \"%s\"", section, p->dbs[i]->name);
+    args[n++] = sect;
+    args[n++] = "--exit-on-error";
+    args[n++] = "--no-password";
+    if (jobs > 1) {
+        args[n++] = "-j";
+        args[n++] = jarg;
+    }
+    if (p->req->owner_role) {
+        snprintf(rolearg, sizeof rolearg, "--role=%s", p->req->owner_role);
+        args[n++] = "--no-owner";
+        args[n++] = rolearg;
+    }
+    args[n++] = dump;
+    args[n] = NULL;
+    bool ok = pgclient_run_tool(prog, args, p->req->conninfo, p->staging[i], what, NULL, NULL, err);
+    free(prog);
+    return ok;
+}
+
+/* ---- after the data: sequences, materialized views ---- */
+
+static char *qualified(PGconn *conn, const char *schema, const char *name)
+{
+    char *s = PQescapeIdentifier(conn, schema, strlen(schema));
+    char *n = PQescapeIdentifier(conn, name, strlen(name));
+    char *out = NULL;
+    if (s && n && asprintf(&out, "%s.%s", s, n) < 0)
+        out = NULL;
+    PQfreemem(s);
+    PQfreemem(n);
+    return out;
+}
+
+static bool finish_database(restore_plan *p, size_t i, PGconn *conn, pgbr_error *err)
+{
+    const manifest_database *db = p->dbs[i];
+    bool ok = true;
+    for (size_t k = 0; ok && k < db->nsequences; k++) {
+        const manifest_sequence *s = db->sequences[k];
+        char *q = qualified(conn, s->schema, s->name);
+        char *lit = q ? PQescapeLiteral(conn, q, strlen(q)) : NULL;
+        char *sql = NULL;
+        ok = lit && asprintf(&sql, "SELECT pg_catalog.setval(%s, %" PRId64 ", %s)", lit, s->last_value,
+                             s->is_called ? "true" : "false") >= 0;
+        if (!ok) {
+            sql = NULL;
+            oom(err);
+        } else {
+            PGresult *res = pgclient_query(conn, sql, err);
+            ok = res != NULL;
+            PQclear(res);
+            if (!ok)
+                pgbr_error_detail(err, "while setting sequence \"%s.%s\"", s->schema, s->name);
+        }
+        free(q);
+        PQfreemem(lit);
+        free(sql);
+    }
+    if (!ok || p->req->schema_only)
+        return ok;
+    /* materialized views that were populated, in passes: one built on
+     * another fails until that one is refreshed */
+    size_t pending = 0;
+    for (size_t k = 0; k < db->ntables; k++)
+        pending += db->tables[k]->kind == MANIFEST_REL_MATVIEW;
+    bool *done = calloc(db->ntables ? db->ntables : 1, sizeof(bool));
+    if (!done)
+        return oom(err);
+    pgbr_error last = PGBR_ERROR_INIT;
+    while (ok && pending > 0) {
+        size_t progress = 0;
+        for (size_t k = 0; k < db->ntables; k++) {
+            const manifest_table *t = db->tables[k];
+            if (t->kind != MANIFEST_REL_MATVIEW || done[k])
+                continue;
+            char *q = qualified(conn, t->schema, t->name);
+            char *sql = NULL;
+            if (!q || asprintf(&sql, "REFRESH MATERIALIZED VIEW %s", q) < 0) {
+                free(q);
+                ok = oom(err);
+                break;
+            }
+            pgbr_error_clear(&last);
+            if (pgclient_exec(conn, sql, &last)) {
+                done[k] = true;
+                pending--;
+                progress++;
+            }
+            free(q);
+            free(sql);
+        }
+        if (ok && pending > 0 && progress == 0) {
+            pgbr_error_move(err, &last);
+            ok = false;
+        }
+    }
+    pgbr_error_clear(&last);
+    free(done);
+    return ok;
+}
+
+/* ---- one database ---- */
+
+static int by_size_desc(const void *a, const void *b)
+{
+    uint64_t x = ((const restore_file *)a)->file->stored_bytes;
+    uint64_t y = ((const restore_file *)b)->file->stored_bytes;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static char *copy_statement(PGconn *conn, const manifest_table *t)
+{
+    pgbr_buf b = PGBR_BUF_INIT;
+    char *q = qualified(conn, t->schema, t->name);
+    /* a table without columns has no column list ("COPY t () ..." is not SQL) */
+    bool ok = q && pgbr_buf_append(&b, "COPY ", 5, NULL) && pgbr_buf_append(&b, q, strlen(q), NULL) &&
+              (t->ncolumns == 0 || pgbr_buf_append(&b, " (", 2, NULL));
+    for (size_t c = 0; ok && c < t->ncolumns; c++) {
+        char *col = PQescapeIdentifier(conn, t->columns[c].name, strlen(t->columns[c].name));
+        ok = col && (c == 0 || pgbr_buf_append(&b, ", ", 2, NULL)) && pgbr_buf_append(&b, col, strlen(col), NULL);
+        PQfreemem(col);
+    }
+    ok = ok && (t->ncolumns == 0 || pgbr_buf_append(&b, ")", 1, NULL)) &&
+         pgbr_buf_append(&b, " FROM STDIN", 12, NULL);
+    free(q);
+    if (!ok) {
+        pgbr_buf_free(&b);
+        return NULL;
+    }
+    return (char *)b.data;
+}
+
+static bool load_data(restore_plan *p, size_t i, restore_progress_fn progress, void *arg, double base,
+                      double weight, restore_result *out, pgbr_error *err)
+{
+    const manifest_database *db = p->dbs[i];
+    restore_load ld;
+    size_t nfiles = 0, k = 0;
+    bool ok = false;
+    memset(&ld, 0, sizeof ld);
+    for (size_t t = 0; t < db->ntables; t++)
+        nfiles += db->tables[t]->nfiles;
+    ld.files = calloc(nfiles ? nfiles : 1, sizeof(restore_file));
+    if (!ld.files)
+        return oom(err);
+    for (size_t t = 0; t < db->ntables; t++) {
+        const manifest_table *mt = db->tables[t];
+        for (size_t f = 0; f < mt->nfiles; f++) {
+            ld.files[k].table = mt;
+            ld.files[k].file = mt->files[f];
+            ld.files[k].copy_sql = copy_statement(p->admin, mt);
+            if (!ld.files[k].copy_sql) {
+                oom(err);
+                goto done;
+            }
+            ld.total_bytes += mt->files[f]->raw_bytes;
+            k++;
+        }
+    }
+    nfiles = k;
+    qsort(ld.files, nfiles, sizeof(restore_file), by_size_desc);
+    ld.st = p->st;
+    ld.prefix = p->subdir + 1;
+    ld.conninfo = p->req->conninfo;
+    ld.dbname = p->staging[i];
+    ld.role = p->req->owner_role;
+    ld.verify_only = p->req->schema_only;
+    ld.nthreads = p->req->workers <= 0 ? DEFAULT_WORKERS : (p->req->workers > MAX_WORKERS ? MAX_WORKERS : p->req->workers);
+    ld.nfiles = nfiles;
+    ld.progress = progress;
+    ld.progress_arg = arg;
+    ld.fraction_base = base;
+    ld.fraction_weight = weight;
+    pthread_mutex_init(&ld.mutex, NULL);
+    ok = restore_load_run(&ld, err);
+    pthread_mutex_destroy(&ld.mutex);
+    if (ok && !p->req->schema_only) {
+        out->rows += ld.rows;
+        out->bytes += ld.total_bytes;
+        for (size_t t = 0; t < db->ntables; t++)
+            out->index_entries += db->tables[t]->rows * db->tables[t]->index_count;
+    }
+done:
+    for (size_t f = 0; f < nfiles; f++)
+        free(ld.files[f].copy_sql);
+    free(ld.files);
+    return ok;
+}
+
+static bool restore_database(restore_plan *p, size_t i, restore_progress_fn progress, void *arg,
+                             restore_result *out, pgbr_error *err)
+{
+    double base = (double)i / (double)p->n, w = 1.0 / (double)p->n;
+    char *dump = NULL;
+    PGconn *conn = NULL;
+    bool ok = false;
+    int jobs = p->req->workers <= 0 ? DEFAULT_WORKERS : (p->req->workers > MAX_WORKERS ? MAX_WORKERS : p->req->workers);
+
+    log_info("restore job %" PRId64 ": database \"%s\" from %s%s into \"%s\" (staging \"%s\")", p->req->job_id,
+             p->dbs[i]->name, storage_display_url(p->st), p->subdir, p->dest[i], p->staging[i]);
+    if (progress && !progress(arg, base, "creating objects"))
+        goto canceled;
+    if (!create_staging(p, i, err) || !fetch_schema(p, i, &dump, err) ||
+        !run_pg_restore(p, i, dump, "pre-data", 1, err))
+        goto done;
+    if (progress && !progress(arg, base + w * 0.05, p->req->schema_only ? "verifying data files" : "loading data"))
+        goto canceled;
+    if ((!p->req->schema_only || p->req->verify_data) &&
+        !load_data(p, i, progress, arg, base + w * 0.05, w * 0.75, out, err))
+        goto done;
+    if (progress && !progress(arg, base + w * 0.8, "building indexes and constraints"))
+        goto canceled;
+    if (!run_pg_restore(p, i, dump, "post-data", jobs, err))
+        goto done;
+    conn = pgclient_connect(p->req->conninfo, p->staging[i], "pgbr restore", err);
+    if (!conn || !finish_database(p, i, conn, err))
+        goto done;
+    ok = true;
+    goto done;
+canceled:
+    pgbr_error_set(err, "57014", "restore canceled");
+done:
+    if (conn)
+        PQfinish(conn);
+    if (dump) {
+        unlink(dump);
+        free(dump);
+    }
+    return ok;
+}
+
+/* Rename every staging database to its destination; all or none. */
+static bool publish(restore_plan *p, pgbr_error *err)
+{
+    char *found = NULL;
+    if (!find_existing_database(p->admin, p->dest, p->n, &found, err))
+        return false;
+    if (found)
+        return pgbr_error_set(err, "42P04", "database \"%s\" already exists", found);
+    for (size_t i = 0; i < p->n; i++) {
+        if (!exec_ident(p->admin, "ALTER DATABASE %s RENAME TO %s", p->staging[i], p->dest[i], err)) {
+            /* put back the ones renamed already, so the cleanup drops them */
+            for (size_t j = 0; j < i; j++) {
+                pgbr_error e = PGBR_ERROR_INIT;
+                if (!exec_ident(p->admin, "ALTER DATABASE %s RENAME TO %s", p->dest[j], p->staging[j], &e))
+                    log_error("restore job %" PRId64 ": could not undo the rename of \"%s\": %s", p->req->job_id,
+                              p->dest[j], e.message ? e.message : "");
+                pgbr_error_clear(&e);
+            }
+            return false;
+        }
+    }
+    for (size_t i = 0; i < p->n; i++)
+        p->created[i] = false;      /* they are the user's now */
+    return true;
+}
+
+bool restore_execute(restore_plan *p, restore_progress_fn progress, void *arg, restore_result *out,
+                     pgbr_error *err)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->subdir, sizeof out->subdir, "%s", p->subdir);
+    bool ok = true;
+    for (size_t i = 0; ok && i < p->n; i++)
+        ok = restore_database(p, i, progress, arg, out, err);
+    if (ok && progress && !progress(arg, 0.99, "publishing"))
+        ok = pgbr_error_set(err, "57014", "restore canceled");
+    ok = ok && publish(p, err);
+    if (!ok) {
+        if (PQstatus(p->admin) != CONNECTION_OK)
+            PQreset(p->admin);
+        for (size_t i = 0; i < p->n; i++)
+            drop_staging(p, i);
+        memset(&out->rows, 0, sizeof *out - offsetof(restore_result, rows));
+    } else if (progress) {
+        progress(arg, 1.0, "succeeded");
+    }
+    return ok;
+}
+
+/* ---- after a crash ---- */
+
+int restore_drop_orphans(const char *conninfo, pgbr_error *err)
+{
+    PGconn *conn = pgclient_connect(conninfo, NULL, "pgbr restore cleanup", err);
+    if (!conn)
+        return -1;
+    int dropped = 0;
+    PGresult *res = pgclient_query(
+        conn,
+        "SELECT d.datname FROM pg_catalog.pg_database d "
+        "WHERE d.datname ~ '^" RESTORE_STAGING_PREFIX "[0-9]+_[0-9]+$' "
+        "  AND NOT EXISTS (SELECT 1 FROM pgbr.jobs j WHERE j.id = substring(d.datname from '^"
+        RESTORE_STAGING_PREFIX "([0-9]+)_')::bigint AND j.status IN ('running', 'paused', 'pending', "
+        "'pause-requested', 'cancel-requested', 'reverting'))",
+        err);
+    if (!res) {
+        PQfinish(conn);
+        return -1;
+    }
+    bool force = PQserverVersion(conn) >= 130000;
+    for (int i = 0; i < PQntuples(res); i++) {
+        pgbr_error e = PGBR_ERROR_INIT;
+        if (exec_ident(conn, force ? "DROP DATABASE IF EXISTS %s WITH (FORCE)" : "DROP DATABASE IF EXISTS %s",
+                       PQgetvalue(res, i, 0), NULL, &e)) {
+            log_info("dropped staging database \"%s\" of a restore that did not finish", PQgetvalue(res, i, 0));
+            dropped++;
+        } else {
+            log_warning("could not drop staging database \"%s\": %s", PQgetvalue(res, i, 0),
+                        e.message ? e.message : "");
+        }
+        pgbr_error_clear(&e);
+    }
+    PQclear(res);
+    PQfinish(conn);
+    return dropped;
+}
