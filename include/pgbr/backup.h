@@ -57,7 +57,7 @@ typedef struct backup_request {
     int zstd_level;                 /* 0: FILTER_ZSTD_LEVEL_DEFAULT */
     /* Test hook: called once per database after every copy connection has
      * imported the snapshot and before any data is read. NULL: none. */
-    void (*after_snapshot)(void *arg, const char *database);
+    void (*after_snapshot)(void *arg, const char *database, const char *snapshot);
     void *after_snapshot_arg;
 } backup_request;
 

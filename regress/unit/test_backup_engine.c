@@ -97,10 +97,10 @@ static const expect_table expected[] = {
 
 /* Inserts rows while the backup runs, after the snapshot. */
 static int after_snapshot_calls;
-static void after_snapshot(void *arg, const char *db)
+static void after_snapshot(void *arg, const char *db, const char *snapshot)
 {
     (void)arg;
-    if (strcmp(db, TEST_DB) != 0)
+    if (strcmp(db, TEST_DB) != 0 || snapshot == NULL || *snapshot == '\0')
         return;
     after_snapshot_calls++;
     PGconn *c = connect_db(TEST_DB);

@@ -465,7 +465,7 @@ static bool backup_database(const backup_request *req, const char *prefix, stora
     if (!list_tables(&r, err) || !plan_chunks(&r, err))
         goto done;
     if (req->after_snapshot)
-        req->after_snapshot(req->after_snapshot_arg, r.dbname);
+        req->after_snapshot(req->after_snapshot_arg, r.dbname, r.snapshot);
 
     /* largest chunks first, so the last ones to finish are small */
     qsort_r(r.order, r.nchunks, sizeof(size_t), by_estimate_desc, r.chunks);

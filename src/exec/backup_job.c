@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "exec_internal.h"
 #include "pgbr/backup.h"
@@ -104,6 +105,36 @@ static bool backup_prepare(exec_job *job, struct pg_conn *conn, pgbr_error *err)
     return true;
 }
 
+/*
+ * Test hook (regress/t): with PGBR_TEST_SNAPSHOT_DIR set, each database's
+ * exported snapshot id is written to <dir>/<database>.snapshot and the backup
+ * waits (up to 60 s) for <dir>/<database>.go before it reads any row, so a
+ * test can compute checksums in a transaction that imports the very snapshot
+ * the backup copies. Unset in production: no effect.
+ */
+static void test_snapshot_hook(void *arg, const char *database, const char *snapshot)
+{
+    const char *dir = arg;
+    char *path = NULL, *tmp = NULL, *go = NULL;
+    if (asprintf(&path, "%s/%s.snapshot", dir, database) < 0 || asprintf(&tmp, "%s.tmp", path) < 0 ||
+        asprintf(&go, "%s/%s.go", dir, database) < 0)
+        goto done;
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL)
+        goto done;
+    fprintf(f, "%s\n", snapshot);
+    if (fclose(f) != 0 || rename(tmp, path) != 0)
+        goto done;
+    for (int i = 0; i < 600 && access(go, F_OK) != 0; i++) {
+        struct timespec ts = { 0, 100 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+done:
+    free(path);
+    free(tmp);
+    free(go);
+}
+
 static bool backup_work(exec_job *job, pgbr_error *err)
 {
     backup_state *st = job->state;
@@ -120,6 +151,10 @@ static bool backup_work(exec_job *job, pgbr_error *err)
     clock_gettime(CLOCK_REALTIME, &ts);
     br.end_time_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
     br.workers = job->workers;
+    if (getenv("PGBR_TEST_SNAPSHOT_DIR") != NULL) {
+        br.after_snapshot = test_snapshot_hook;
+        br.after_snapshot_arg = getenv("PGBR_TEST_SNAPSHOT_DIR");
+    }
     bool ok = backup_run(&br, exec_job_progress, job, &res, err);
     job->rows = res.rows;
     job->index_entries = res.index_entries;
