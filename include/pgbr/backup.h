@@ -44,6 +44,9 @@ typedef struct backup_request {
      * to pg_dump through PGPASSWORD, never on its command line. */
     const char *conninfo;
     const char *const *databases;   /* the databases to back up (n >= 1) */
+    /* a whole-server backup: databases are all of the server's, and the
+     * roles are kept too (pg_dumpall --roles-only into globals.sql) */
+    bool cluster;
     size_t ndatabases;
     const char *collection_url;     /* storage_open URL of the collection */
     const storage_config *storage;

@@ -147,6 +147,9 @@ typedef struct manifest {
     char *pgbr_version;
     char *server_version;       /* server_version, e.g. "16.4" */
     int32_t server_version_num; /* server_version_num, e.g. 160004 */
+    /* optional: a whole-server backup's roles (pg_dumpall --roles-only) */
+    char *globals_file;         /* e.g. "globals.sql" */
+    char *globals_sha256;
     struct json_t *extra;       /* a JSON object for later issues; never NULL */
 } manifest;
 

@@ -34,7 +34,7 @@ PGresult *pgclient_query(PGconn *conn, const char *sql, pgbr_error *err);
  * the server's SQLSTATE, message, detail and hint; context (may be NULL)
  * prefixes the message. Returns false. */
 bool pgclient_error_from(PGconn *conn, const PGresult *res, const char *context, pgbr_error *err);
-/* The conninfo of dbname without the password as a keyword='value' string
+/* The conninfo of dbname (NULL: conninfo's own) without the password as a keyword='value' string
  * (malloc'd) and the password (malloc'd, NULL when none): what a client
  * program gets on its command line and in PGPASSWORD. */
 bool pgclient_conninfo_for_tool(const char *conninfo, const char *dbname, char **out,

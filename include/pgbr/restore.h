@@ -47,6 +47,11 @@ typedef struct restore_request {
     const storage_config *storage;
     const char *subdir;             /* as the user gave it; NULL: LATEST */
     int64_t job_id;
+    /* RESTORE FROM ... (no targets): a whole-server backup into a server
+     * with no databases but postgres and pgbr's catalog database: the roles
+     * first (created ones are dropped again on failure), then every
+     * database of the backup. databases is then ignored. */
+    bool cluster;
     const char *const *databases;   /* RESTORE DATABASE a, b: names in the backup */
     size_t ndatabases;
     const char *new_db_name;        /* NULL, or the one database's new name */
@@ -80,7 +85,11 @@ typedef struct restore_plan restore_plan;
  * "<subdir>" not found in "<url>"`; a corrupt manifest XX001; a database not
  * in the backup 42704 `database "<d>" not found in the backup`; a database
  * that was not backed up whole 0A000; a destination that exists 42P04
- * `database "<d>" already exists`; new_db_name with several databases 22023.
+ * `database "<d>" already exists`; new_db_name with several databases 22023;
+ * a whole-server restore into a server that has databases (or tables in
+ * postgres / the catalog database) 55000 `full cluster restore can only be
+ * run on a cluster with no tables or databases but found <n> descriptors:
+ * <names>`, of a backup that is not a whole-server backup 22023.
  */
 bool restore_prepare(const restore_request *req, restore_plan **out, pgbr_error *err);
 

@@ -552,6 +552,37 @@ done:
     return ok;
 }
 
+/* A whole-server backup keeps the roles, as pg_dumpall --roles-only gives
+ * them (with their password hashes, as pg_dumpall does). */
+static bool backup_roles(const backup_request *req, const char *prefix, storage *st, manifest *m,
+                         backup_result *out, pgbr_error *err)
+{
+    PGconn *conn = pgclient_connect(req->conninfo, NULL, "pgbr backup", err);
+    if (!conn)
+        return false;
+    int server_num = PQserverVersion(conn);
+    PQfinish(conn);
+    char *prog = pgclient_find_tool("pg_dumpall", NULL, server_num);
+    char *path = NULL;
+    char sha[65] = "";
+    uint64_t bytes = 0;
+    bool ok = prog && asprintf(&path, "%s/globals.sql", prefix) >= 0;
+    if (!ok) {
+        path = NULL;
+        pgbr_error_set(err, "53200", "out of memory");
+    }
+    ok = ok && engine_dump_roles(prog, req->conninfo, st, path, &bytes, sha, err) &&
+         manifest_set_string(&m->globals_file, "globals.sql", err) &&
+         manifest_set_string(&m->globals_sha256, sha, err);
+    if (ok) {
+        out->files++;
+        out->stored_bytes += bytes;
+    }
+    free(prog);
+    free(path);
+    return ok;
+}
+
 static int64_t now_us(void)
 {
     struct timespec ts;
@@ -602,13 +633,15 @@ bool backup_run(const backup_request *req, backup_progress_fn progress, void *ar
         goto done;
     m->backup_type = MANIFEST_BACKUP_FULL;
     m->end_time = req->end_time_us;
-    m->targets.kind = MANIFEST_TARGET_DATABASES;
+    m->targets.kind = req->cluster ? MANIFEST_TARGET_CLUSTER : MANIFEST_TARGET_DATABASES;
     m->encryption = MANIFEST_ENCRYPTION_NONE;
     if (!manifest_set_string(&m->pgbr_version, PGBR_VERSION, err))
         goto done;
-    for (size_t i = 0; i < req->ndatabases; i++)
+    for (size_t i = 0; !req->cluster && i < req->ndatabases; i++)
         if (!manifest_add_given_target(m, req->databases[i], err))
             goto done;
+    if (req->cluster && !backup_roles(req, prefix, st, m, out, err))
+        goto done;
     for (size_t i = 0; i < req->ndatabases; i++) {
         log_info("backup job %" PRId64 ": database \"%s\" into %s%s", req->job_id,
                  req->databases[i], storage_display_url(st), out->subdir);

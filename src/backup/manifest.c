@@ -188,6 +188,8 @@ static const field manifest_fields[] = {
     FLD(manifest, "pgbr_version", F_STR, false, pgbr_version),
     FLD(manifest, "server_version", F_STR, false, server_version),
     FLD(manifest, "server_version_num", F_I32, false, server_version_num),
+    FOPT(manifest, "globals_file", globals_file),
+    FOPT(manifest, "globals_sha256", globals_sha256),
     FLD(manifest, "extra", F_EXTRA, false, extra),
     FEND
 };

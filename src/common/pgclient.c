@@ -164,7 +164,7 @@ bool pgclient_conninfo_for_tool(const char *conninfo, const char *dbname, char *
     pgbr_buf b = PGBR_BUF_INIT;
     bool ok = true;
     for (PQconninfoOption *o = opts; ok && o->keyword; o++) {
-        if (!o->val || strcmp(o->keyword, "dbname") == 0)
+        if (!o->val || (dbname && strcmp(o->keyword, "dbname") == 0))
             continue;
         if (strcmp(o->keyword, "password") == 0) {
             free(*password);
@@ -175,8 +175,9 @@ bool pgclient_conninfo_for_tool(const char *conninfo, const char *dbname, char *
         ok = append_str(&b, o->keyword, err) && append_str(&b, "=", err) &&
              append_quoted(&b, o->val, err) && append_str(&b, " ", err);
     }
-    ok = ok && append_str(&b, "dbname=", err) && append_quoted(&b, dbname, err) &&
-         pgbr_buf_append(&b, "", 1, err);
+    if (dbname)
+        ok = ok && append_str(&b, "dbname=", err) && append_quoted(&b, dbname, err);
+    ok = ok && pgbr_buf_append(&b, "", 1, err);
     PQconninfoFree(opts);
     if (!ok) {
         pgbr_buf_free(&b);

@@ -29,6 +29,7 @@
 /* What a backup job needs besides the generic job. */
 typedef struct backup_state {
     char *url;
+    bool cluster;               /* BACKUP INTO ...: every database, and the roles */
     char **dbs;
     int ndbs;
 } backup_state;
@@ -145,6 +146,7 @@ static bool backup_work(exec_job *job, pgbr_error *err)
     br.conninfo = job->conninfo;
     br.databases = (const char *const *)st->dbs;
     br.ndatabases = (size_t)st->ndbs;
+    br.cluster = st->cluster;
     br.collection_url = st->url;
     br.storage = &job->storage;
     br.job_id = job->id;
@@ -190,11 +192,53 @@ static void on_databases(exec_request *req, result_set *rs, pgbr_error *err)
     exec_job_submit(req);
 }
 
+/* A whole-server backup: every database that is not a template and
+ * accepts connections. */
+static void on_all_databases(exec_request *req, result_set *rs, pgbr_error *err)
+{
+    backup_state *job = req->job->state;
+    if (rs == NULL) {
+        exec_finish(req, NULL, err);
+        return;
+    }
+    char **dbs = calloc((size_t)rs->nrows + 1, sizeof *dbs);
+    bool ok = dbs != NULL;
+    for (int i = 0; ok && i < rs->nrows; i++)
+        ok = (dbs[i] = strdup(result_set_value(rs, i, 0))) != NULL;
+    if (ok) {
+        for (int i = 0; i < job->ndbs; i++)
+            free(job->dbs[i]);
+        free(job->dbs);
+        job->dbs = dbs;
+        job->ndbs = rs->nrows;
+    } else if (dbs != NULL) {
+        for (int i = 0; i < rs->nrows; i++)
+            free(dbs[i]);
+        free(dbs);
+    }
+    result_set_free(rs);
+    if (!ok) {
+        exec_fail(req, "53200", "out of memory");
+        return;
+    }
+    exec_job_submit(req);
+}
+
 static void on_identity(exec_request *req)
 {
     backup_state *job = req->job->state;
+    if (job->cluster && !req->is_admin) {
+        exec_fail(req, "42501", "only users with the admin role or the BACKUP system privilege are allowed to "
+                                "perform full cluster backups");
+        return;
+    }
     if (!exec_check_implicit_access(req, job->url))
         return;
+    if (job->cluster) {
+        exec_run_query(req, "SELECT datname FROM pg_catalog.pg_database WHERE NOT datistemplate AND datallowconn "
+                            "ORDER BY datname", 0, NULL, on_all_databases);
+        return;
+    }
     /* a text[] literal of the names, built by PostgreSQL's own quoting rules
      * on the server side: pass them one per parameter */
     char *sql = NULL;
@@ -223,9 +267,8 @@ void exec_backup_job_start(exec_request *req, bool detached)
     backup_state *job;
     const char *url;
 
-    if (b->targets.kind != SQL_TARGET_DATABASES) {
-        exec_fail_not_implemented(req, b->targets.kind == SQL_TARGET_CLUSTER ? "BACKUP of the whole server"
-                                                                             : "BACKUP TABLE");
+    if (b->targets.kind == SQL_TARGET_TABLES) {
+        exec_fail_not_implemented(req, "BACKUP TABLE");
         return;
     }
     if (b->dest_kind != SQL_BACKUP_INTO) {
@@ -257,17 +300,19 @@ void exec_backup_job_start(exec_request *req, bool detached)
         return;
     }
     job = calloc(1, sizeof *job);
-    if (job != NULL) {
+    bool ok = job != NULL;
+    if (ok) {
         job->url = strdup(url);
-        job->ndbs = b->targets.n;
-        job->dbs = calloc((size_t)job->ndbs, sizeof *job->dbs);
-        for (int i = 0; job->dbs != NULL && i < job->ndbs; i++)
-            job->dbs[i] = strdup(b->targets.databases[i]);
-    }
-    if (job == NULL || job->url == NULL || job->dbs == NULL ||
-        (req->job = exec_job_new(req, &backup_ops, job, detached)) == NULL) {
-        if (req->job == NULL)
+        job->cluster = b->targets.kind == SQL_TARGET_CLUSTER;
+        job->ndbs = job->cluster ? 0 : b->targets.n;
+        job->dbs = calloc((size_t)job->ndbs + 1, sizeof *job->dbs);
+        ok = job->url != NULL && job->dbs != NULL;
+        for (int i = 0; ok && i < job->ndbs; i++)
+            ok = (job->dbs[i] = strdup(b->targets.databases[i])) != NULL;
+        if (!ok)
             state_free(job);
+    }
+    if (!ok || (req->job = exec_job_new(req, &backup_ops, job, detached)) == NULL) {
         exec_fail(req, "53200", "out of memory");
         return;
     }

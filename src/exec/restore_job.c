@@ -10,7 +10,9 @@
  * (and then owns what is restored); on a worker, restore_prepare reads the
  * backup and checks the targets and destination names before the job row
  * exists, so a refused RESTORE creates no job; then restore_execute.
- * Not yet: table and whole-server restores, AS OF SYSTEM TIME,
+ * RESTORE FROM ... without targets restores a whole-server backup (roles
+ * and every database) and needs the admin role.
+ * Not yet: table restores, AS OF SYSTEM TIME,
  * incrementals, encryption.
  */
 #include <libpq-fe.h>
@@ -101,6 +103,11 @@ static void on_createdb(exec_request *req, result_set *rs, pgbr_error *err)
 static void on_identity(exec_request *req)
 {
     restore_state *st = req->job->state;
+    if (st->rr.cluster && !req->is_admin) {
+        exec_fail(req, "42501", "only users with the admin role or the RESTORE system privilege are allowed to "
+                                "perform a full cluster restore");
+        return;
+    }
     if (!exec_check_implicit_access(req, st->url))
         return;
     if (req->is_admin) {
@@ -118,10 +125,8 @@ void exec_restore_job_start(exec_request *req, bool detached)
     pgbr_error err = PGBR_ERROR_INIT;
     const char *url, *subdir = NULL, *new_name = NULL;
 
-    if (r->targets.kind != SQL_TARGET_DATABASES) {
-        exec_fail_not_implemented(req, r->targets.kind == SQL_TARGET_CLUSTER ? "RESTORE of the whole server"
-                                       : r->targets.kind == SQL_TARGET_TABLES ? "RESTORE TABLE"
-                                                                              : "RESTORE SYSTEM USERS");
+    if (r->targets.kind == SQL_TARGET_TABLES || r->targets.kind == SQL_TARGET_SYSTEM_USERS) {
+        exec_fail_not_implemented(req, r->targets.kind == SQL_TARGET_TABLES ? "RESTORE TABLE" : "RESTORE SYSTEM USERS");
         return;
     }
     if (r->deprecated_path_form) {
@@ -170,8 +175,9 @@ void exec_restore_job_start(exec_request *req, bool detached)
         st->url = strdup(url);
         st->subdir = subdir ? strdup(subdir) : NULL;
         st->new_db_name = new_name ? strdup(new_name) : NULL;
-        st->ndbs = r->targets.n;
-        st->dbs = calloc((size_t)st->ndbs, sizeof *st->dbs);
+        st->rr.cluster = r->targets.kind == SQL_TARGET_CLUSTER;
+        st->ndbs = st->rr.cluster ? 0 : r->targets.n;
+        st->dbs = calloc((size_t)st->ndbs + 1, sizeof *st->dbs);
         ok = st->url && (!subdir || st->subdir) && (!new_name || st->new_db_name) && st->dbs;
         for (int i = 0; ok && i < st->ndbs; i++)
             ok = (st->dbs[i] = strdup(r->targets.databases[i])) != NULL;

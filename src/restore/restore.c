@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "pgbr/buf.h"
@@ -36,6 +37,8 @@ struct restore_plan {
     char **staging;             /* their staging names */
     bool *created;              /* staging database exists */
     PGconn *admin;              /* the maintenance connection */
+    char **new_roles;           /* roles a whole-server restore created */
+    size_t nnew_roles;
     int server_num;
 };
 
@@ -53,6 +56,9 @@ void restore_plan_free(restore_plan *p)
     free(p->dest);
     free(p->dbs);
     free(p->created);
+    for (size_t i = 0; i < p->nnew_roles; i++)
+        free(p->new_roles[i]);
+    free(p->new_roles);
     if (p->admin)
         PQfinish(p->admin);
     manifest_free(p->m);
@@ -110,6 +116,95 @@ static bool find_existing_database(PGconn *conn, char *const *names, size_t n, c
     return true;
 }
 
+/* The user relations of a database (at most 10 names, "db.schema.rel"),
+ * appended to found; *count gets how many there are. */
+static bool user_relations(restore_plan *p, const char *dbname, pgbr_buf *found, long *count, pgbr_error *err)
+{
+    PGconn *conn = pgclient_connect(p->req->conninfo, dbname, "pgbr restore", err);
+    if (!conn)
+        return false;
+    PGresult *res = pgclient_query(conn,
+                                   "SELECT format('%I.%I.%I', current_database(), n.nspname, c.relname), count(*) OVER () "
+                                   "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                                   "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') "
+                                   "  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgbr') "
+                                   "  AND n.nspname !~ '^pg_(toast|temp_)' ORDER BY 1 LIMIT 10",
+                                   err);
+    PQfinish(conn);
+    if (!res)
+        return false;
+    *count = PQntuples(res) ? strtol(PQgetvalue(res, 0, 1), NULL, 10) : 0;
+    bool ok = true;
+    for (int i = 0; ok && i < PQntuples(res); i++)
+        ok = (found->len == 0 || pgbr_buf_append(found, ", ", 2, err)) &&
+             pgbr_buf_append(found, PQgetvalue(res, i, 0), strlen(PQgetvalue(res, i, 0)), err);
+    PQclear(res);
+    return ok;
+}
+
+/* A whole-server restore: the target may hold no database but postgres and
+ * pgbr's catalog database, and those no user relation; every database of
+ * the backup is restored, except an empty copy of one of those two. */
+static bool plan_cluster(restore_plan *p, pgbr_error *err)
+{
+    if (p->m->targets.kind != MANIFEST_TARGET_CLUSTER)
+        return pgbr_error_set(err, "22023", "full cluster RESTORE can only be used on full cluster BACKUP files");
+    PGresult *res = pgclient_query(p->admin,
+                                   "SELECT datname, datname IN ('postgres', current_database()) "
+                                   "FROM pg_catalog.pg_database WHERE NOT datistemplate ORDER BY 1",
+                                   err);
+    if (!res)
+        return false;
+    pgbr_buf found = PGBR_BUF_INIT;
+    long nfound = 0;
+    bool ok = true;
+    for (int i = 0; ok && i < PQntuples(res); i++) {
+        const char *name = PQgetvalue(res, i, 0);
+        if (strcmp(PQgetvalue(res, i, 1), "t") == 0) {
+            long n = 0;
+            ok = user_relations(p, name, &found, &n, err);
+            nfound += n;
+        } else {
+            nfound++;
+            ok = (found.len == 0 || pgbr_buf_append(&found, ", ", 2, err)) &&
+                 pgbr_buf_append(&found, name, strlen(name), err);
+        }
+    }
+    ok = ok && pgbr_buf_append(&found, "", 1, err);
+    if (ok && nfound > 0) {
+        ok = pgbr_error_set(err, "55000",
+                            "full cluster restore can only be run on a cluster with no tables or databases but found "
+                            "%ld descriptors: %s", nfound, (const char *)found.data);
+        pgbr_error_hint(err, "Restore into a fresh PostgreSQL server, or restore single databases with RESTORE DATABASE.");
+    }
+    pgbr_buf_free(&found);
+    p->dbs = calloc(p->m->ndatabases ? p->m->ndatabases : 1, sizeof *p->dbs);
+    if (ok && !p->dbs)
+        ok = oom(err);
+    for (size_t j = 0; ok && j < p->m->ndatabases; j++) {
+        manifest_database *db = p->m->databases[j];
+        bool exists = false;
+        for (int i = 0; i < PQntuples(res); i++)
+            exists |= strcmp(PQgetvalue(res, i, 0), db->name) == 0;
+        if (!exists) {
+            p->dbs[p->n++] = db;
+            continue;
+        }
+        if (db->ntables > 0 || db->nsequences > 0) {
+            ok = pgbr_error_set(err, "0A000",
+                                "database \"%s\" of the backup holds tables, and a full cluster restore cannot "
+                                "replace a database that exists", db->name);
+            pgbr_error_hint(err, "Restore the other databases with RESTORE DATABASE, and this one with "
+                                 "RESTORE DATABASE %s ... WITH new_db_name = '...'.", db->name);
+        } else {
+            log_info("restore job %" PRId64 ": database \"%s\" exists and its backup holds no table: kept as it is",
+                     p->req->job_id, db->name);
+        }
+    }
+    PQclear(res);
+    return ok;
+}
+
 bool restore_prepare(const restore_request *req, restore_plan **out, pgbr_error *err)
 {
     restore_plan *p = calloc(1, sizeof *p);
@@ -117,11 +212,11 @@ bool restore_prepare(const restore_request *req, restore_plan **out, pgbr_error 
     if (!p)
         return oom(err);
     p->req = req;
-    if (req->ndatabases == 0) {
-        pgbr_error_set(err, "0A000", "this RESTORE form is not implemented yet");
+    if (!req->cluster && req->ndatabases == 0) {
+        pgbr_error_set(err, "22023", "a RESTORE needs at least one database");
         goto fail;
     }
-    if (req->new_db_name && req->ndatabases != 1) {
+    if (req->new_db_name && (req->cluster || req->ndatabases != 1)) {
         pgbr_error_set(err, "22023", "new_db_name can only be used for RESTORE DATABASE with a single target database");
         goto fail;
     }
@@ -139,17 +234,30 @@ bool restore_prepare(const restore_request *req, restore_plan **out, pgbr_error 
         pgbr_error_set(err, "0A000", "restoring an encrypted backup is not implemented yet");
         goto fail;
     }
-    p->n = req->ndatabases;
-    p->dbs = calloc(p->n, sizeof *p->dbs);
-    p->dest = calloc(p->n, sizeof *p->dest);
-    p->staging = calloc(p->n, sizeof *p->staging);
-    p->created = calloc(p->n, sizeof *p->created);
+    p->admin = pgclient_connect(req->conninfo, NULL, "pgbr restore", err);
+    if (!p->admin)
+        goto fail;
+    p->server_num = PQserverVersion(p->admin);
+    if (p->m->server_version_num / 10000 > p->server_num / 10000) {
+        pgbr_error_set(err, "0A000", "backup from version %s is newer than current version %s",
+                       p->m->server_version, PQparameterStatus(p->admin, "server_version"));
+        goto fail;
+    }
+    if (req->cluster && !plan_cluster(p, err))
+        goto fail;
+    if (!req->cluster)
+        p->n = req->ndatabases;
+    if (!p->dbs)
+        p->dbs = calloc(p->n ? p->n : 1, sizeof *p->dbs);
+    p->dest = calloc(p->n ? p->n : 1, sizeof *p->dest);
+    p->staging = calloc(p->n ? p->n : 1, sizeof *p->staging);
+    p->created = calloc(p->n ? p->n : 1, sizeof *p->created);
     if (!p->dbs || !p->dest || !p->staging || !p->created) {
         oom(err);
         goto fail;
     }
     for (size_t i = 0; i < p->n; i++) {
-        const char *name = req->databases[i];
+        const char *name = req->cluster ? p->dbs[i]->name : req->databases[i];
         for (size_t j = 0; j < p->m->ndatabases && !p->dbs[i]; j++)
             if (strcmp(p->m->databases[j]->name, name) == 0)
                 p->dbs[i] = p->m->databases[j];
@@ -166,7 +274,7 @@ bool restore_prepare(const restore_request *req, restore_plan **out, pgbr_error 
             goto fail;
         }
         for (size_t j = 0; j < i; j++)
-            if (strcmp(req->databases[j], name) == 0) {
+            if (strcmp(p->dbs[j]->name, name) == 0) {
                 pgbr_error_set(err, "42P04", "database \"%s\" is named twice", name);
                 goto fail;
             }
@@ -181,15 +289,6 @@ bool restore_prepare(const restore_request *req, restore_plan **out, pgbr_error 
                            RESTORE_STAGING_PREFIX);
             goto fail;
         }
-    }
-    p->admin = pgclient_connect(req->conninfo, NULL, "pgbr restore", err);
-    if (!p->admin)
-        goto fail;
-    p->server_num = PQserverVersion(p->admin);
-    if (p->m->server_version_num / 10000 > p->server_num / 10000) {
-        pgbr_error_set(err, "0A000", "backup from version %s is newer than current version %s",
-                       p->m->server_version, PQparameterStatus(p->admin, "server_version"));
-        goto fail;
     }
     char *found = NULL;
     if (!find_existing_database(p->admin, p->dest, p->n, &found, err))
@@ -626,6 +725,117 @@ done:
     return ok;
 }
 
+/* ---- roles (whole-server restores) ---- */
+
+/* The role a "CREATE ROLE name;" statement of pg_dumpall creates, unquoted
+ * (malloc'd), or NULL. */
+static char *created_role(const char *stmt)
+{
+    const char *p = stmt + strlen("CREATE ROLE ");
+    size_t len = strlen(p);
+    while (len > 0 && (p[len - 1] == ';' || p[len - 1] == ' '))
+        len--;
+    char *out = malloc(len + 1);
+    if (!out)
+        return NULL;
+    size_t k = 0;
+    if (len >= 2 && p[0] == '"') {
+        for (size_t i = 1; i + 1 < len; i++) {
+            out[k++] = p[i];
+            if (p[i] == '"')
+                i++;            /* "" is one quote */
+        }
+    } else {
+        memcpy(out, p, len);
+        k = len;
+    }
+    out[k] = '\0';
+    return out;
+}
+
+/* Run pg_dumpall --roles-only's statements one by one: roles that exist
+ * already (the bootstrap superuser) are kept as they are. */
+static bool restore_roles(restore_plan *p, pgbr_error *err)
+{
+    const manifest *m = p->m;
+    char *path = NULL, *text = NULL, *shown = NULL;
+    size_t len = 0;
+    bool ok = false;
+    if (!m->globals_file)
+        return true;
+    if (asprintf(&path, "%s/%s", p->subdir + 1, m->globals_file) < 0 ||
+        asprintf(&shown, "%s/%s", storage_display_url(p->st), path) < 0) {
+        oom(err);
+        goto done;
+    }
+    if (!storage_get(p->st, path, 256u * 1024 * 1024, &text, &len, err))
+        goto done;
+    if (m->globals_sha256) {
+        char hex[65];
+        if (!filter_sha256_digest_hex(text, len, hex, err))
+            goto done;
+        if (strcasecmp(hex, m->globals_sha256) != 0) {
+            pgbr_error_set(err, "XX001", "backup file \"%s\" is corrupted: checksum mismatch", shown);
+            goto done;
+        }
+    }
+    ok = true;
+    pgbr_buf stmt = PGBR_BUF_INIT;
+    for (char *line = text, *next; ok && line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        /* comments, blank lines and psql's \restrict / \unrestrict */
+        if (stmt.len == 0 && (line[0] == '\0' || strncmp(line, "--", 2) == 0 || line[0] == '\\'))
+            continue;
+        ok = pgbr_buf_append(&stmt, line, strlen(line), err) && pgbr_buf_append(&stmt, "\n", 1, err);
+        size_t l = strlen(line);
+        if (!ok || l == 0 || line[l - 1] != ';')
+            continue;
+        ok = pgbr_buf_append(&stmt, "", 1, err);
+        const char *sql = (const char *)stmt.data;
+        bool create = ok && strncmp(sql, "CREATE ROLE ", 12) == 0;
+        PGresult *res = ok ? PQexec(p->admin, sql) : NULL;
+        const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        if (ok && res && PQresultStatus(res) == PGRES_COMMAND_OK) {
+            if (create) {
+                char *role = created_role(sql);
+                char **grown = role ? realloc(p->new_roles, (p->nnew_roles + 1) * sizeof *grown) : NULL;
+                if (!grown) {
+                    free(role);
+                    ok = oom(err);
+                } else {
+                    p->new_roles = grown;
+                    p->new_roles[p->nnew_roles++] = role;
+                }
+            }
+        } else if (ok && !(create && state && strcmp(state, "42710") == 0)) {
+            pgclient_error_from(p->admin, res, "could not restore the roles", err);
+            pgbr_error_detail(err, "statement: %.200s", sql);
+            ok = false;
+        }
+        PQclear(res);
+        stmt.len = 0;
+    }
+    pgbr_buf_free(&stmt);
+done:
+    free(path);
+    free(shown);
+    free(text);
+    return ok;
+}
+
+static void drop_new_roles(restore_plan *p)
+{
+    for (size_t i = p->nnew_roles; i-- > 0;) {
+        pgbr_error e = PGBR_ERROR_INIT;
+        if (!exec_ident(p->admin, "DROP ROLE IF EXISTS %s", p->new_roles[i], NULL, &e))
+            log_warning("restore job %" PRId64 ": could not drop role \"%s\" it created: %s", p->req->job_id,
+                        p->new_roles[i], e.message ? e.message : "");
+        pgbr_error_clear(&e);
+    }
+}
+
 /* Rename every staging database to its destination; all or none. */
 static bool publish(restore_plan *p, pgbr_error *err)
 {
@@ -658,6 +868,11 @@ bool restore_execute(restore_plan *p, restore_progress_fn progress, void *arg, r
     memset(out, 0, sizeof *out);
     snprintf(out->subdir, sizeof out->subdir, "%s", p->subdir);
     bool ok = true;
+    if (p->req->cluster) {
+        if (progress && !progress(arg, 0, "restoring roles"))
+            ok = pgbr_error_set(err, "57014", "restore canceled");
+        ok = ok && restore_roles(p, err);
+    }
     for (size_t i = 0; ok && i < p->n; i++)
         ok = restore_database(p, i, progress, arg, out, err);
     if (ok && progress && !progress(arg, 0.99, "publishing"))
@@ -668,6 +883,7 @@ bool restore_execute(restore_plan *p, restore_progress_fn progress, void *arg, r
             PQreset(p->admin);
         for (size_t i = 0; i < p->n; i++)
             drop_staging(p, i);
+        drop_new_roles(p);
         memset(&out->rows, 0, sizeof *out - offsetof(restore_result, rows));
     } else if (progress) {
         progress(arg, 1.0, "succeeded");
