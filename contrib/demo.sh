@@ -50,10 +50,16 @@ connect_line() {
     echo "  stop:      make demo-stop   (or $0 stop)"
 }
 
+# Run one statement through pgbr (in database $2, default postgres); a
+# failure stops the demo with the error.
 demo_sql() {
+    local db=${2:-postgres}
     echo
-    echo "\$ psql -c \"$1\""
-    "$PSQL" -X -d "host=127.0.0.1 port=$PORT user=postgres dbname=postgres" -c "$1" 2>&1 || true
+    echo "\$ psql -d $db -c \"$1\""
+    if ! "$PSQL" -X -v ON_ERROR_STOP=1 -d "host=127.0.0.1 port=$PORT user=postgres dbname=$db" -c "$1" 2>&1; then
+        echo "demo: the statement failed; pgbr's log is $DIR/pgbr.log" >&2
+        exit 1
+    fi
 }
 
 start() {
@@ -116,12 +122,23 @@ EOF
     demo_sql "SELECT version()"
     demo_sql "CREATE DATABASE shop"
     "$PSQL" -X -q -d "host=127.0.0.1 port=$PORT user=postgres dbname=shop" -c \
-        "CREATE TABLE items (id int PRIMARY KEY, name text, price numeric);
-         INSERT INTO items SELECT g, 'item ' || g, g * 1.25 FROM generate_series(1, 10000) g;" 2>&1 || true
+        "CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, email text UNIQUE);
+         CREATE TABLE orders (id bigserial PRIMARY KEY, customer_id int REFERENCES customers,
+                              placed timestamptz NOT NULL, total numeric(12,2), items jsonb);
+         CREATE INDEX ON orders (placed);
+         CREATE VIEW big_orders AS SELECT * FROM orders WHERE total > 900;
+         INSERT INTO customers SELECT g, 'customer ' || g, 'c' || g || '@example.com' FROM generate_series(1, 1000) g;
+         INSERT INTO orders (customer_id, placed, total, items)
+           SELECT 1 + g % 1000, now() - g * interval '1 minute', (g % 1000) + 0.99,
+                  jsonb_build_object('sku', 'sku-' || g % 97, 'qty', 1 + g % 5)
+           FROM generate_series(1, 20000) g;" 2>&1 || true
+    demo_sql "SELECT count(*) AS orders, sum(total) AS revenue FROM orders" shop
     demo_sql "BACKUP DATABASE shop INTO 'nodelocal://1/demo'"
     demo_sql "SHOW BACKUPS IN 'nodelocal://1/demo'"
+    demo_sql "DROP DATABASE shop"
+    demo_sql "RESTORE DATABASE shop FROM LATEST IN 'nodelocal://1/demo'"
+    demo_sql "SELECT count(*) AS orders, sum(total) AS revenue FROM orders" shop
     demo_sql "SHOW JOBS"
-    demo_sql "RESTORE DATABASE shop FROM LATEST IN 'nodelocal://1/demo' WITH new_db_name = 'shop2'"
     connect_line
 }
 
