@@ -635,14 +635,15 @@ static void test_executor_checks(fake_session *su)
 
     memset(&st, 0, sizeof st);
     st.kind = SQL_BACKUP;
+    st.u.backup.targets.kind = SQL_TARGET_TABLES;
     run(su, &st, 0, NULL, 'I', &o, true);
-    expect_error(&o, "0A000", "BACKUP of the whole server is not implemented yet", "BACKUP: not implemented yet (no fake success)");
+    expect_error(&o, "0A000", "BACKUP TABLE is not implemented yet", "BACKUP TABLE: not implemented yet (no fake success)");
     run(su, &st, 0, NULL, 'T', &o, true);
     expect_error(&o, "25001", "BACKUP cannot be used inside a multi-statement transaction without DETACHED option",
                  "BACKUP in a transaction block without DETACHED: 25001");
     st.u.backup.options.detached = (sql_bool_opt){ true, true, NULL };
     run(su, &st, 0, NULL, 'T', &o, true);
-    expect_error(&o, "0A000", "BACKUP of the whole server is not implemented yet", "BACKUP ... WITH detached in a transaction passes the check");
+    expect_error(&o, "0A000", "BACKUP TABLE is not implemented yet", "BACKUP ... WITH detached in a transaction passes the check");
     st.u.backup.options.encryption_passphrase = &pass;
     st.u.backup.options.kms = &kms;
     run(su, &st, 0, NULL, 'I', &o, true);
@@ -650,6 +651,7 @@ static void test_executor_checks(fake_session *su)
 
     memset(&st, 0, sizeof st);
     st.kind = SQL_RESTORE;
+    st.u.restore.targets.kind = SQL_TARGET_TABLES;
     run(su, &st, 0, NULL, 'T', &o, true);
     expect_error(&o, "25001", "RESTORE cannot be used inside a multi-statement transaction without DETACHED option",
                  "RESTORE in a transaction block without DETACHED: 25001");
@@ -659,7 +661,7 @@ static void test_executor_checks(fake_session *su)
                  "verify_backup_table_data without schema_only: 22023");
     st.u.restore.options.schema_only = (sql_bool_opt){ true, true, NULL };
     run(su, &st, 0, NULL, 'I', &o, true);
-    expect_error(&o, "0A000", "RESTORE is not implemented yet", "with schema_only it passes the check");
+    expect_error(&o, "0A000", "RESTORE TABLE is not implemented yet", "with schema_only it passes the check");
     st.u.restore.targets.kind = SQL_TARGET_DATABASES;
     st.u.restore.targets.n = 2;
     st.u.restore.targets.databases = dbs;

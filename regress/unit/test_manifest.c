@@ -215,7 +215,13 @@ static void mutate_all(json_t *root, json_t *node, const char *path)
 
             value = json_incref(json_object_get(node, key));
             snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", key);
-            if (strcmp(sub, "extra") != 0) {
+            /* optional keys (docs/format.md) may be absent */
+            static const char *const optional[] = { "globals_file", "globals_sha256", "schema_sha256", "owner",
+                                                    "encoding", "lc_collate", "lc_ctype", "icu_locale" };
+            bool is_optional = false;
+            for (size_t o = 0; o < sizeof optional / sizeof optional[0]; o++)
+                is_optional |= strcmp(key, optional[o]) == 0;
+            if (strcmp(sub, "extra") != 0 && !is_optional) {
                 json_object_del(node, key);
                 msg = decode_json_error(root, sqlstate);
                 mutations++;

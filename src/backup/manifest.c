@@ -188,7 +188,7 @@ static const field manifest_fields[] = {
     FLD(manifest, "pgbr_version", F_STR, false, pgbr_version),
     FLD(manifest, "server_version", F_STR, false, server_version),
     FLD(manifest, "server_version_num", F_I32, false, server_version_num),
-    FOPT(manifest, "globals_file", globals_file),
+    { "globals_file", F_PATH, true, offsetof(manifest, globals_file), 0, NULL, NULL, 0, true },
     FOPT(manifest, "globals_sha256", globals_sha256),
     FLD(manifest, "extra", F_EXTRA, false, extra),
     FEND
@@ -535,7 +535,8 @@ char *manifest_encode(const manifest *m, size_t *len, pgbr_error *err)
     if (root != NULL)
         enc_put(&e, root, "format_version", json_integer(MANIFEST_FORMAT_VERSION));
     for (const field *f = manifest_fields; root != NULL && f->key != NULL; f++)
-        enc_put(&e, root, f->key, enc_value(&e, m, f));
+        if (!f->optional || ptr_get((const char *)m + f->offset) != NULL)
+            enc_put(&e, root, f->key, enc_value(&e, m, f));
     if (root == NULL || (e.ok && (json_dump_callback(root, enc_dump_cb, &out, JSON_INDENT(2)) ||
                                   !pgbr_buf_append(&out, "\n", 2, err))))
         enc_fail(&e, "53200", "could not be stored: out of memory", "");
