@@ -45,7 +45,7 @@ ifneq ($(SANITIZE),)
 PGBR     := $(BUILD)/bin/pgbr
 endif
 
-.PHONY: all deps check check-asan unit demo demo-stop bench bench-proxy clean
+.PHONY: all deps check check-asan unit demo demo-stop bench bench-proxy bench-backup clean
 
 all: $(PGBR)
 
@@ -94,11 +94,17 @@ demo: deps
 demo-stop:
 	@contrib/demo.sh stop
 
+# bench-backup runs after bench-proxy, never alongside it (also under make -j).
 bench: bench-proxy
+	@$(MAKE) --no-print-directory bench-backup
 
 bench-proxy: deps
 	@$(MAKE) --no-print-directory all
 	contrib/bench/bench-proxy.sh
+
+bench-backup: deps
+	@$(MAKE) --no-print-directory all
+	PGBR_BIN=$(abspath $(PGBR)) contrib/bench/bench-backup.sh
 
 clean:
 	rm -rf build build-asan build-fuzz bin
