@@ -1230,4 +1230,171 @@ sub _cq
 	return "'$v'";
 }
 
+###########################################################################
+# Restore fidelity helpers: what a database holds, in a form two databases
+# (or two servers) can be compared by. Methods of PgbrTest::Postgres, so
+# that they also work on a second instance.
+
+package PgbrTest::Postgres;
+
+# A whole-row reference that no column name can shadow (a column named like
+# the alias would win over the row in "alias::text").
+my $ROW_TEXT = q{(fidelity_row.*)::text};
+
+# $pg->table_checksums($dbname, %o) -> { key => value }
+#   "schema.table"     => "<rows>:<md5 of the row texts ordered bytewise>"
+#                         for every ordinary table, partition and
+#                         materialized view ("unpopulated" for a matview
+#                         WITH NO DATA), rows of that table only (FROM ONLY);
+#   "seq:schema.name"  => "<last_value>:<is_called>" for every sequence
+#                         (identity and serial sequences too).
+# System schemas are skipped, and so is pgbr's own schema unless
+# include_pgbr => 1. tables => [ 'schema.table', ... ] restricts the result
+# to those keys (and "seq:" keys of sequences named in seqs => [...]).
+# One psql run: the per-table queries are glued with UNION ALL.
+sub table_checksums
+{
+	my ($self, $dbname, %o) = @_;
+	my $skip_pgbr = $o{include_pgbr} ? '' : q{ AND n.nspname <> 'pgbr'};
+	my $list_sql = <<"SQL";
+SELECT string_agg(q, E'\\nUNION ALL\\n' ORDER BY k) FROM (
+  SELECT n.nspname || '.' || c.relname AS k,
+         CASE WHEN c.relkind = 'm' AND NOT c.relispopulated
+              THEN format('SELECT %L, %L', n.nspname || '.' || c.relname, 'unpopulated')
+              ELSE format('SELECT %L, count(*) || '':'' || coalesce(md5(string_agg($ROW_TEXT, E''\\n'' ORDER BY $ROW_TEXT COLLATE "C")), '''') FROM ONLY %I.%I AS fidelity_row',
+                          n.nspname || '.' || c.relname, n.nspname, c.relname)
+         END AS q
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relkind IN ('r', 'm')
+    AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
+    AND c.relpersistence <> 't'$skip_pgbr
+  UNION ALL
+  SELECT 'seq:' || n.nspname || '.' || c.relname,
+         format('SELECT %L, last_value || '':'' || is_called FROM %I.%I',
+                'seq:' || n.nspname || '.' || c.relname, n.nspname, c.relname)
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relkind = 'S'
+    AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
+    AND c.relpersistence <> 't'$skip_pgbr
+) per_relation
+SQL
+	my $query = $self->safe_psql($list_sql, dbname => $dbname);
+	my %sum;
+	return \%sum if $query eq '';
+	# Field separator \x1f: keys may hold any printable character.
+	my $out = $self->safe_psql($query, dbname => $dbname, extra => [ '-F', "\x1f" ], timeout => 600);
+	for my $line (split /\n/, $out)
+	{
+		my ($k, $v) = split /\x1f/, $line, 2;
+		$sum{$k} = $v;
+	}
+	if ($o{tables} || $o{seqs})
+	{
+		my %want = map { ($_ => 1) } @{ $o{tables} // [] }, map { "seq:$_" } @{ $o{seqs} // [] };
+		delete $sum{$_} for grep { !$want{$_} } keys %sum;
+	}
+	return \%sum;
+}
+
+# $pg->schema_dump($dbname, %o) -> text of `pg_dump --schema-only` of the
+# database, passed through PgbrTest::normalize_dump($text, $dbname) so that
+# two databases (of any name, on any server of the same version) compare
+# equal when their schemas are. %o: tables => [ 'schema.table', ... ] dumps
+# only those (pg_dump -t, exact names: quoted for pg_dump's pattern syntax);
+# args => [ more pg_dump flags ]. Croaks when pg_dump fails.
+sub schema_dump
+{
+	my ($self, $dbname, %o) = @_;
+	my @cmd = (
+		PgbrTest::pg_bindir() . '/pg_dump', '--schema-only', '--no-sync',
+		'-h', $self->host, '-p', $self->port, '-U', 'postgres', '-d', $dbname);
+	for my $t (@{ $o{tables} // [] })
+	{
+		my ($s, $n) = split /\./, $t, 2;
+		push @cmd, '-t', _dump_pattern_ident($s) . '.' . _dump_pattern_ident($n);
+	}
+	push @cmd, @{ $o{args} // [] };
+	my ($rc, $out, $err) = PgbrTest::run_cmd(\@cmd, timeout => 300);
+	croak "pg_dump --schema-only $dbname failed ($rc): $err" if $rc;
+	return PgbrTest::normalize_dump($out, $dbname);
+}
+
+# One part of a pg_dump -t pattern that matches exactly this identifier:
+# double-quoted, so case, dots and pattern characters (* ? .) are literal.
+sub _dump_pattern_ident
+{
+	my ($id) = @_;
+	return '"' . ($id =~ s/"/""/gr) . '"';
+}
+
+package PgbrTest;
+
+# normalize_dump($text, $dbname) -> a pg_dump/pg_restore plain-text script
+# with what differs between two dumps of equal schemas made the same:
+#   - the \restrict / \unrestrict key (random per run) becomes "KEY";
+#   - \connect <db> and the statements that name the database itself
+#     (COMMENT ON / ALTER / GRANT / REVOKE / SECURITY LABEL ... DATABASE <db>)
+#     say "<dbname>" instead (a --schema-only dump without --create has none).
+sub normalize_dump
+{
+	my ($text, $dbname) = @_;
+	my $qname = $dbname =~ /^[a-z_][a-z0-9_\$]*\z/ ? $dbname : '"' . ($dbname =~ s/"/""/gr) . '"';
+	my @lines;
+	for my $l (split /\n/, $text, -1)
+	{
+		$l =~ s/^\\(unrestrict|restrict) \S+$/\\$1 KEY/;
+		$l =~ s/^\\connect .*/\\connect <dbname>/;
+		if ($l =~ /^(COMMENT ON|ALTER|GRANT|REVOKE|SECURITY LABEL) / && $l =~ /\bDATABASE \Q$qname\E(?=[\s;]|\z)/)
+		{
+			$l =~ s/\bDATABASE \Q$qname\E(?=[\s;]|\z)/DATABASE <dbname>/g;
+		}
+		push @lines, $l;
+	}
+	return join("\n", @lines);
+}
+
+# archive_schema($file, $dbname) -> the schema script of a pg_dump custom
+# archive (pg_restore --schema-only -f -), normalized as schema_dump's output
+# is, so that it compares equal to $pg->schema_dump($dbname) of the database
+# it was taken from. Croaks when pg_restore fails.
+sub archive_schema
+{
+	my ($file, $dbname) = @_;
+	my ($rc, $out, $err) = run_cmd([ pg_bindir() . '/pg_restore', '--schema-only', '-f', '-', $file ], timeout => 300);
+	croak "pg_restore --schema-only $file failed ($rc): $err" if $rc;
+	return normalize_dump($out, $dbname);
+}
+
+# text_diff($a, $b, $label_a, $label_b) -> a unified diff of two texts ('' if
+# equal), for diag() when two dumps differ.
+sub text_diff
+{
+	my ($x, $y, $la, $lb) = @_;
+	return '' if $x eq $y;
+	my $dir = File::Temp::tempdir('pgbr_diff_XXXXXX', DIR => $TMPBASE, CLEANUP => 0);
+	my ($na, $nb) = map { my $n = $_; $n =~ s/[^\w.-]/_/g; $n } ($la // 'a', $lb // 'b');
+	$nb .= '.2' if $na eq $nb;
+	spew("$dir/$na", "$x\n");
+	spew("$dir/$nb", "$y\n");
+	my ($rc, $out, $err) = run_cmd([ 'diff', '-u', $na, $nb ], cwd => $dir);
+	remove_tree($dir);
+	return $out ne '' ? $out : "texts differ (diff: $err)";
+}
+
+# checksum_differences(\%a, \%b) -> list of "key: <a> vs <b>" for every key
+# whose value differs or that only one side has (sorted); empty when equal.
+sub checksum_differences
+{
+	my ($x, $y) = @_;
+	my %keys = map { ($_ => 1) } keys %$x, keys %$y;
+	my @d;
+	for my $k (sort keys %keys)
+	{
+		my ($va, $vb) = ($x->{$k}, $y->{$k});
+		next if defined $va && defined $vb && $va eq $vb;
+		push @d, "$k: " . ($va // '(missing)') . ' vs ' . ($vb // '(missing)');
+	}
+	return @d;
+}
+
 1;
