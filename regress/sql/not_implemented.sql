@@ -8,7 +8,7 @@ RESTORE DATABASE postgres FROM LATEST IN 'nodelocal://1/x' AS OF SYSTEM TIME '-1
 \echo :LAST_ERROR_SQLSTATE
 -- Others: only the SQLSTATE is shown here.
 \set VERBOSITY sqlstate
-SHOW BACKUP FROM LATEST IN 'nodelocal://1/x';
+SHOW BACKUP FILES FROM LATEST IN 'nodelocal://1/x';
 PAUSE JOB 1;
 RESUME JOB 1;
 CANCEL JOB 1;

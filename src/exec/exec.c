@@ -73,6 +73,7 @@ static void exec_request_free(exec_request *req)
     free(req->backups.uri);
     result_set_free(req->backups.rs);
     pgbr_error_clear(&req->backups.err);
+    exec_show_backup_free(&req->show_backup);
     exec_show_jobs_free(&req->jobs);
     free(req);
 }
@@ -439,6 +440,8 @@ static void exec_dispatch(exec_request *req)
         exec_show_backups_start(req);
         return;
     case SQL_SHOW_BACKUP:
+        exec_show_backup_start(req);
+        return;
     case SQL_CONTROL_JOBS:
     case SQL_ALTER_BACKUP:
     case SQL_CREATE_SCHEDULE:

@@ -57,6 +57,21 @@ typedef struct exec_backups_state {
     pgbr_error err;
 } exec_backups_state;
 
+/* State of a SHOW BACKUP request (show_backup.c). The loop thread fills the
+ * request part before the pool task is submitted; the task reads it and
+ * fills rs/err; afterwards only the loop thread touches it (times). */
+typedef struct exec_show_backup_state {
+    char *uri;               /* the collection; the backup itself when deprecated */
+    char *subdir;            /* as given; NULL = LATEST (or the deprecated form) */
+    bool deprecated;         /* SHOW BACKUP '<backup URL>' without IN */
+    bool schemas;            /* SHOW BACKUP SCHEMAS: create_statement */
+    bool as_json, check_files, debug_ids;
+    result_set *rs;          /* worker output, then kept while times are formatted */
+    pgbr_error err;          /* worker output */
+    char **times;            /* loop thread: distinct manifest times to format */
+    int ntimes;
+} exec_show_backup_state;
+
 /* A BACKUP or RESTORE job (job.c): the generic part; ops give the
  * statement's own checks and work, state its own data. Filled on the loop
  * thread; afterwards only the worker running it touches it (the loop thread
@@ -130,6 +145,7 @@ struct exec_request {
     exec_job *job;                 /* BACKUP/RESTORE: the job until it runs on its own */
     exec_jobs_state jobs;
     exec_backups_state backups;
+    exec_show_backup_state show_backup;
 };
 
 /* Complete the request: done(rs) or done(err) unless already finished or
@@ -177,6 +193,11 @@ void exec_restore_job_start(exec_request *req, bool detached);
 
 /* SHOW BACKUPS IN (show_backups.c). */
 void exec_show_backups_start(exec_request *req);
+
+/* SHOW BACKUP [SCHEMAS] ... (show_backup.c). */
+void exec_show_backup_start(exec_request *req);
+/* Free what exec_show_backup_start and its steps allocated (show_backup.c). */
+void exec_show_backup_free(exec_show_backup_state *state);
 
 /* SHOW [AUTOMATIC|CHANGEFEED] JOB(S) in every form (show_jobs.c). */
 void exec_show_jobs_start(exec_request *req);
