@@ -386,14 +386,9 @@ for my $h (@racers)
 is(join(',', sort @race_ok), '0,1', 'two restores to the same name: exactly one succeeds')
   or diag(join("\n", map { "$_->{out} $_->{err}" } @racers));
 my ($loser) = grep { $_->{err} ne '' } @racers;
-TODO:
-{
-	# Intermittent: when both pass restore_prepare's check, publish()'s
-	# check-then-rename races and the loser's ALTER DATABASE ... RENAME fails
-	# on pg_database's unique index.
-	local $TODO = 'BUG: a restore losing the race at publish fails with 23505 (duplicate key ... pg_database_datname_index), not 42P04';
-	like($loser ? $loser->{err} : '', qr/ERROR:  42P04: database "shop_race" already exists/, 'the other fails with 42P04');
-}
+# Both may pass restore_prepare's check; the loser's rename then fails on
+# pg_database's unique index, reported as 42P04.
+like($loser ? $loser->{err} : '', qr/ERROR:  42P04: database "shop_race" already exists/, 'the other fails with 42P04');
 is_deeply(content_sums('shop_race'), $src_sums, 'the winner\'s database is complete');
 is(staging_dbs(), '', 'the loser leaves no staging database');
 

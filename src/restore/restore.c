@@ -846,6 +846,12 @@ static bool publish(restore_plan *p, pgbr_error *err)
         return pgbr_error_set(err, "42P04", "database \"%s\" already exists", found);
     for (size_t i = 0; i < p->n; i++) {
         if (!exec_ident(p->admin, "ALTER DATABASE %s RENAME TO %s", p->staging[i], p->dest[i], err)) {
+            /* a database of that name created meanwhile can surface as the
+             * catalog's unique index (23505) */
+            if (strcmp(err->sqlstate, "23505") == 0 || strcmp(err->sqlstate, "42P04") == 0) {
+                pgbr_error_clear(err);
+                pgbr_error_set(err, "42P04", "database \"%s\" already exists", p->dest[i]);
+            }
             /* put back the ones renamed already, so the cleanup drops them */
             for (size_t j = 0; j < i; j++) {
                 pgbr_error e = PGBR_ERROR_INIT;
