@@ -101,6 +101,9 @@ bool restore_execute(restore_plan *plan, restore_progress_fn progress, void *arg
 
 void restore_plan_free(restore_plan *plan);
 
+/* The backup a plan restores: its canonical "/YYYY/MM/DD-HHMMSS.ss". */
+const char *restore_plan_subdir(const restore_plan *plan);
+
 /*
  * Drop the staging databases (pgbr_restore_<id>_<n>) whose job is not
  * running any more according to pgbr.jobs in conninfo's database (a pgbr

@@ -318,12 +318,8 @@ is($pg->safe_psql("SELECT job_type || ' ' || status || ' ' || coalesce(error, ''
 my $desc = $pg->safe_psql("SELECT description FROM pgbr.jobs WHERE id = $shop_job");
 like($desc, qr{^RESTORE DATABASE shop FROM \S+ IN 'nodelocal://0/shop' WITH (OPTIONS \()?new_db_name = 'shop2'\)?$},
 	'the description is the canonical statement');
-TODO:
-{
-	local $TODO = 'BUG: the description keeps LATEST; the reference (1.7) resolves the subdirectory';
-	like($desc, qr{^RESTORE DATABASE shop FROM '\Q$shop_subdir\E' IN 'nodelocal://0/shop' WITH (OPTIONS \()?new_db_name = 'shop2'\)?$},
-		'canonical description: subdir resolved') or diag($desc);
-}
+like($desc, qr{^RESTORE DATABASE shop FROM '\Q$shop_subdir\E' IN 'nodelocal://0/shop' WITH (OPTIONS \()?new_db_name = 'shop2'\)?$},
+	'canonical description: LATEST resolved to the subdir (reference 1.7)') or diag($desc);
 ($rc, $out, $err) = $pgbr->psql('SHOW JOBS', raw => 1);
 like($out, qr/^\s*$shop_job\s*\|\s*RESTORE\s*\|\s*RESTORE DATABASE shop FROM .*\|\s*succeeded\s*\|/m,
 	'SHOW JOBS lists the RESTORE job, succeeded');

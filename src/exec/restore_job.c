@@ -16,6 +16,7 @@
  * incrementals, encryption.
  */
 #include <libpq-fe.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,7 +66,19 @@ static bool restore_prepare_job(exec_job *job, struct pg_conn *conn, pgbr_error 
     st->rr.new_db_name = st->new_db_name;
     st->rr.owner_role = job->is_admin ? NULL : job->user;
     st->rr.workers = job->workers;
-    return restore_prepare(&st->rr, &st->plan, err);
+    if (!restore_prepare(&st->rr, &st->plan, err))
+        return false;
+    /* the job records the backup LATEST resolved to (reference 1.7): the
+     * canonical text has exactly one " FROM LATEST IN " */
+    const char *latest = strstr(job->description, " FROM LATEST IN ");
+    char *desc = NULL;
+    if (latest != NULL &&
+        asprintf(&desc, "%.*s FROM '%s' IN %s", (int)(latest - job->description), job->description,
+                 restore_plan_subdir(st->plan), latest + strlen(" FROM LATEST IN ")) >= 0) {
+        free(job->description);
+        job->description = desc;
+    }
+    return true;
 }
 
 static bool restore_work(exec_job *job, pgbr_error *err)

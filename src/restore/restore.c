@@ -42,6 +42,11 @@ struct restore_plan {
     int server_num;
 };
 
+const char *restore_plan_subdir(const restore_plan *p)
+{
+    return p->subdir;
+}
+
 void restore_plan_free(restore_plan *p)
 {
     if (!p)
