@@ -127,6 +127,12 @@ ssize_t storage_read_data(storage_read *r, void *buf, size_t len, pgbr_error *er
 /* Free the handle. NULL is allowed. */
 void storage_read_close(storage_read *r);
 
+/* Read the rest of the range and hand it, in pieces of at most 256 KiB, to
+ * sink (a filter chain, a data file reader...). False with err set when a
+ * read or the sink fails. The handle stays open. */
+bool storage_read_to_sink(storage_read *r, bool (*sink)(void *arg, const void *data, size_t len, pgbr_error *err),
+                          void *sink_arg, pgbr_error *err);
+
 /*
  * The callback of storage_list: return true to go on, false to stop. A
  * callback that stops because of an error sets err; storage_list then

@@ -24,7 +24,6 @@
 
 #define DEFAULT_WORKERS 4
 #define MAX_WORKERS 64
-#define READ_BYTES (256 * 1024)
 
 struct restore_plan {
     const restore_request *req;
@@ -431,7 +430,7 @@ static bool fetch_schema(restore_plan *p, size_t i, char **tmp, pgbr_error *err)
 {
     const manifest_database *db = p->dbs[i];
     const char *dir = getenv("TMPDIR");
-    char *path = NULL, *shown = NULL, *buf = NULL;
+    char *path = NULL, *shown = NULL;
     storage_read *rd = NULL;
     filter_chain *chain = NULL;
     fd_sink sink = { -1, NULL };
@@ -439,7 +438,7 @@ static bool fetch_schema(restore_plan *p, size_t i, char **tmp, pgbr_error *err)
     *tmp = NULL;
     if (asprintf(tmp, "%s/pgbr-restore-%" PRId64 "-%zu-XXXXXX", dir && *dir ? dir : "/tmp", p->req->job_id, i) < 0 ||
         asprintf(&path, "%s/%s", p->subdir + 1, db->schema_file) < 0 ||
-        asprintf(&shown, "%s/%s", storage_display_url(p->st), path) < 0 || !(buf = malloc(READ_BYTES))) {
+        asprintf(&shown, "%s/%s", storage_display_url(p->st), path) < 0) {
         oom(err);
         goto done;
     }
@@ -464,24 +463,14 @@ static bool fetch_schema(restore_plan *p, size_t i, char **tmp, pgbr_error *err)
             goto done;
     }
     rd = storage_read_open(p->st, path, 0, -1, err);
-    if (!rd)
+    if (!rd || !storage_read_to_sink(rd, filter_chain_sink, chain, err))
         goto done;
-    for (;;) {
-        ssize_t n = storage_read_data(rd, buf, READ_BYTES, err);
-        if (n < 0)
-            goto done;
-        if (n == 0)
-            break;
-        if (!filter_chain_push(chain, buf, (size_t)n, err))
-            goto done;
-    }
     ok = filter_chain_finish(chain, err);
 done:
     storage_read_close(rd);
     filter_chain_free(chain);
     if (sink.fd >= 0)
         close(sink.fd);
-    free(buf);
     free(path);
     free(shown);
     return ok;

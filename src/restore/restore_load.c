@@ -20,8 +20,6 @@
 #include "pgbr/pgclient.h"
 #include "restore_int.h"
 
-#define READ_BYTES (256 * 1024)
-
 typedef struct load_thread {
     restore_load *ld;
     PGconn *conn;
@@ -30,6 +28,7 @@ typedef struct load_thread {
 } load_thread;
 
 typedef struct frame_sink {
+    restore_load *ld;
     PGconn *conn;           /* NULL: verify only */
     uint64_t rows;
 } frame_sink;
@@ -65,6 +64,11 @@ static bool on_frame(void *arg, uint64_t index, const void *data, size_t len, ui
 {
     frame_sink *fs = arg;
     (void)index;
+    pthread_mutex_lock(&fs->ld->mutex);
+    bool stop = fs->ld->failed;     /* another file failed: stop this one */
+    pthread_mutex_unlock(&fs->ld->mutex);
+    if (stop)
+        return pgbr_error_set(err, "57014", "restore canceled");
     fs->rows += nrows;
     if (fs->conn && PQputCopyData(fs->conn, data, (int)len) != 1)
         return pgclient_error_from(fs->conn, NULL, "could not send COPY data", err);
@@ -83,17 +87,16 @@ static void abort_copy(PGconn *conn, const char *why)
 static bool load_file(restore_load *ld, PGconn *conn, const restore_file *rf, pgbr_error *err)
 {
     const manifest_file *f = rf->file;
-    char *path = NULL, *shown = NULL, *buf = NULL;
+    char *path = NULL, *shown = NULL;
     storage_read *rd = NULL;
     filter_chain *chain = NULL;
     filter *sha = NULL;
     datafile_reader *reader = NULL;
-    frame_sink fs = { conn, 0 };
+    frame_sink fs = { ld, conn, 0 };
     bool in_copy = false, ok = false;
     PGresult *res = NULL;
 
-    buf = malloc(READ_BYTES);
-    if (!buf || asprintf(&path, "%s/%s", ld->prefix, f->path) < 0 ||
+    if (asprintf(&path, "%s/%s", ld->prefix, f->path) < 0 ||
         asprintf(&shown, "%s/%s", storage_display_url(ld->st), path) < 0) {
         pgbr_error_set(err, "53200", "out of memory");
         goto done;
@@ -105,7 +108,8 @@ static bool load_file(restore_load *ld, PGconn *conn, const restore_file *rf, pg
         filter_free(sha);
         goto done;
     }
-    if (!filter_chain_add(chain, sha, "sha256", err))   /* owns sha from here */
+    if (!filter_chain_add(chain, sha, "sha256", err) ||   /* owns sha from here */
+        !filter_chain_add(chain, filter_count_new(err), "count", err))
         goto done;
     rd = storage_read_open(ld->st, path, 0, -1, err);
     if (!rd)
@@ -121,27 +125,12 @@ static bool load_file(restore_load *ld, PGconn *conn, const restore_file *rf, pg
         res = NULL;
         in_copy = true;
     }
-    uint64_t stored = 0;
-    for (;;) {
-        ssize_t n = storage_read_data(rd, buf, READ_BYTES, err);
-        if (n < 0)
-            goto done;
-        if (n == 0)
-            break;
-        stored += (uint64_t)n;
-        if (!filter_chain_push(chain, buf, (size_t)n, err))
-            goto done;
-        pthread_mutex_lock(&ld->mutex);
-        bool stop = ld->failed;
-        pthread_mutex_unlock(&ld->mutex);
-        if (stop) {
-            pgbr_error_set(err, "57014", "restore canceled");
-            goto done;
-        }
-    }
+    if (!storage_read_to_sink(rd, filter_chain_sink, chain, err))
+        goto done;
     datafile_totals tot;
     if (!filter_chain_finish(chain, err) || !datafile_reader_finish(reader, &tot, err))
         goto done;
+    uint64_t stored = filter_count_bytes(filter_chain_get(chain, "count"));
     if (stored != f->stored_bytes || tot.rows != f->rows || tot.raw_bytes != f->raw_bytes) {
         pgbr_error_set(err, "XX001", "backup file \"%s\" is corrupted: it does not match the manifest",
                        shown);
@@ -182,7 +171,6 @@ done:
     storage_read_close(rd);
     filter_chain_free(chain);
     datafile_reader_free(reader);
-    free(buf);
     free(path);
     free(shown);
     return ok;

@@ -541,6 +541,26 @@ bool storage_put(storage *st, const char *path, const void *data, size_t len, pg
     return storage_write_commit(w, err);
 }
 
+bool storage_read_to_sink(storage_read *r, bool (*sink)(void *arg, const void *data, size_t len, pgbr_error *err),
+                          void *sink_arg, pgbr_error *err)
+{
+    enum { PIECE = 256 * 1024 };
+    char *buf = malloc(PIECE);
+    bool ok = buf != NULL || storage_oom(err);
+
+    while (ok) {
+        ssize_t n = storage_read_data(r, buf, PIECE, err);
+
+        if (n <= 0) {
+            ok = n == 0;
+            break;
+        }
+        ok = sink(sink_arg, buf, (size_t)n, err);
+    }
+    free(buf);
+    return ok;
+}
+
 bool storage_get(storage *st, const char *path, size_t max_size, char **out, size_t *len,
                  pgbr_error *err)
 {
