@@ -39,6 +39,15 @@
 /* The prefix of staging database names: pgbr_restore_<job id>_<n>. */
 #define RESTORE_STAGING_PREFIX "pgbr_restore_"
 
+/* A table pattern of RESTORE TABLE, as the grammar gives it: 1 to 3 name
+ * parts (database, schema, table), or a trailing .* (star; nparts 0 is
+ * the lone *). */
+typedef struct restore_table_pattern {
+    int nparts;
+    const char *parts[3];
+    bool star;
+} restore_table_pattern;
+
 typedef struct restore_request {
     /* libpq keyword=value conninfo; its dbname is the maintenance database
      * CREATE/ALTER/DROP DATABASE run in (pgbr's catalog database) */
@@ -61,6 +70,20 @@ typedef struct restore_request {
      * everything restored is owned by that role (pg_restore --no-owner
      * --role), as a non-admin restore must be. */
     const char *owner_role;
+    /* RESTORE TABLE <patterns> (databases and cluster are then unused):
+     * relations of the backup restored into existing databases, in one
+     * transaction per destination database (restore_tables.c) */
+    const restore_table_pattern *tables;
+    size_t ntables;
+    const char *current_database;   /* the client's: patterns without a database */
+    const char *const *search_path; /* the client's effective search path */
+    size_t nsearch_path;
+    const char *into_db;            /* NULL: each table's own database */
+    bool skip_missing_foreign_keys;
+    bool skip_missing_sequences;
+    bool skip_missing_sequence_owners;
+    bool skip_missing_views;
+    const char *user;               /* the client's role (CONNECT checks of non-admins) */
     int workers;                    /* load connections; <= 0: 4 */
     const char *pg_restore_path;    /* NULL: found like pg_dump (pgclient_find_tool) */
 } restore_request;

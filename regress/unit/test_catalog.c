@@ -660,8 +660,9 @@ static void test_executor_checks(fake_session *su)
     expect_error(&o, "22023", "to set the verify_backup_table_data option, the schema_only option must be set",
                  "verify_backup_table_data without schema_only: 22023");
     st.u.restore.options.schema_only = (sql_bool_opt){ true, true, NULL };
+    st.u.restore.targets.kind = SQL_TARGET_SYSTEM_USERS;
     run(su, &st, 0, NULL, 'I', &o, true);
-    expect_error(&o, "0A000", "RESTORE TABLE is not implemented yet", "with schema_only it passes the check");
+    expect_error(&o, "0A000", "RESTORE SYSTEM USERS is not implemented yet", "with schema_only it passes the check");
     st.u.restore.targets.kind = SQL_TARGET_DATABASES;
     st.u.restore.targets.n = 2;
     st.u.restore.targets.databases = dbs;

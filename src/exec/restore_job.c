@@ -12,8 +12,10 @@
  * exists, so a refused RESTORE creates no job; then restore_execute.
  * RESTORE FROM ... without targets restores a whole-server backup (roles
  * and every database) and needs the admin role.
- * Not yet: table restores, AS OF SYSTEM TIME,
- * incrementals, encryption.
+ * RESTORE TABLE <patterns> [WITH into_db, skip_missing_*] restores relations
+ * into existing databases (src/restore/restore_tables.c); the patterns are
+ * resolved with the client's current database and search path, read from
+ * its own session. Not yet: AS OF SYSTEM TIME, incrementals, encryption.
  */
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -30,6 +32,13 @@ typedef struct restore_state {
     int ndbs;
     char *new_db_name;
     char *owner_role;
+    /* RESTORE TABLE */
+    restore_table_pattern *tables;
+    int ntables;
+    char *into_db;
+    char *current_db;           /* the client's session's */
+    char **search_path;         /* its current_schemas(false) */
+    int nsearch_path;
     restore_request rr;
     restore_plan *plan;
 } restore_state;
@@ -47,6 +56,15 @@ static void state_free(void *arg)
     free(st->dbs);
     free(st->new_db_name);
     free(st->owner_role);
+    for (int i = 0; st->tables != NULL && i < st->ntables; i++)
+        for (int k = 0; k < st->tables[i].nparts; k++)
+            free((char *)st->tables[i].parts[k]);
+    free(st->tables);
+    free(st->into_db);
+    free(st->current_db);
+    for (int i = 0; i < st->nsearch_path; i++)
+        free(st->search_path[i]);
+    free(st->search_path);
     free(st);
 }
 
@@ -65,6 +83,13 @@ static bool restore_prepare_job(exec_job *job, struct pg_conn *conn, pgbr_error 
     st->rr.ndatabases = (size_t)st->ndbs;
     st->rr.new_db_name = st->new_db_name;
     st->rr.owner_role = job->is_admin ? NULL : job->user;
+    st->rr.user = job->user;
+    st->rr.tables = st->tables;
+    st->rr.ntables = (size_t)st->ntables;
+    st->rr.into_db = st->into_db;
+    st->rr.current_database = st->current_db;
+    st->rr.search_path = (const char *const *)st->search_path;
+    st->rr.nsearch_path = (size_t)st->nsearch_path;
     st->rr.workers = job->workers;
     if (!restore_prepare(&st->rr, &st->plan, err))
         return false;
@@ -113,6 +138,31 @@ static void on_createdb(exec_request *req, result_set *rs, pgbr_error *err)
     exec_job_submit(req);
 }
 
+/* RESTORE TABLE: the client's database and search path resolve the
+ * patterns. Rows: (current_database(), NULL, 0), then (NULL, schema, n). */
+static void on_search_path(exec_request *req, result_set *rs, pgbr_error *err)
+{
+    restore_state *st = req->job->state;
+    if (rs == NULL) {
+        exec_finish(req, NULL, err);
+        return;
+    }
+    bool ok = rs->nrows >= 1 && (st->current_db = strdup(result_set_value(rs, 0, 0))) != NULL;
+    st->search_path = calloc((size_t)rs->nrows + 1, sizeof *st->search_path);
+    ok = ok && st->search_path != NULL;
+    for (int i = 1; ok && i < rs->nrows; i++) {
+        ok = (st->search_path[st->nsearch_path] = strdup(result_set_value(rs, i, 1))) != NULL;
+        if (ok)
+            st->nsearch_path++;
+    }
+    result_set_free(rs);
+    if (!ok) {
+        exec_fail(req, "53200", "out of memory");
+        return;
+    }
+    exec_job_submit(req);
+}
+
 static void on_identity(exec_request *req)
 {
     restore_state *st = req->job->state;
@@ -123,6 +173,15 @@ static void on_identity(exec_request *req)
     }
     if (!exec_check_implicit_access(req, st->url))
         return;
+    if (st->ntables > 0) {
+        /* a non-admin's rights are PostgreSQL's: the restore runs under
+         * SET ROLE to the client's role, CONNECT is checked first */
+        exec_run_query(req, "SELECT pg_catalog.current_database()::text, NULL::text, 0::bigint UNION ALL "
+                            "SELECT NULL, s, o FROM pg_catalog.unnest(pg_catalog.current_schemas(false)) "
+                            "WITH ORDINALITY AS u(s, o) ORDER BY 3",
+                       0, NULL, on_search_path);
+        return;
+    }
     if (req->is_admin) {
         exec_job_submit(req);
         return;
@@ -138,8 +197,17 @@ void exec_restore_job_start(exec_request *req, bool detached)
     pgbr_error err = PGBR_ERROR_INIT;
     const char *url, *subdir = NULL, *new_name = NULL;
 
-    if (r->targets.kind == SQL_TARGET_TABLES || r->targets.kind == SQL_TARGET_SYSTEM_USERS) {
-        exec_fail_not_implemented(req, r->targets.kind == SQL_TARGET_TABLES ? "RESTORE TABLE" : "RESTORE SYSTEM USERS");
+    if (r->targets.kind == SQL_TARGET_SYSTEM_USERS) {
+        exec_fail_not_implemented(req, "RESTORE SYSTEM USERS");
+        return;
+    }
+    if (o->into_db != NULL && r->targets.kind == SQL_TARGET_CLUSTER) {
+        exec_fail(req, "22023", "cannot use \"into_db\" option when restoring database(s)");
+        return;
+    }
+    if (o->skip_missing_foreign_keys.expr || o->skip_missing_sequences.expr || o->skip_missing_sequence_owners.expr ||
+        o->skip_missing_views.expr) {
+        exec_fail_not_implemented(req, "RESTORE with an option given as an expression");
         return;
     }
     if (r->deprecated_path_form) {
@@ -173,6 +241,9 @@ void exec_restore_job_start(exec_request *req, bool detached)
         subdir = exec_string_value(req, r->subdir, &err);
     if (url != NULL && o->new_db_name != NULL)
         new_name = exec_string_value(req, o->new_db_name, &err);
+    const char *into = NULL;
+    if (url != NULL && !pgbr_error_is_set(&err) && o->into_db != NULL)
+        into = exec_string_value(req, o->into_db, &err);
     if (pgbr_error_is_set(&err)) {
         exec_finish(req, NULL, &err);
         pgbr_error_clear(&err);
@@ -182,6 +253,10 @@ void exec_restore_job_start(exec_request *req, bool detached)
         exec_fail(req, "22023", "new_db_name must not be empty");
         return;
     }
+    if (into != NULL && *into == '\0') {
+        exec_fail(req, "22023", "into_db must not be empty");
+        return;
+    }
     restore_state *st = calloc(1, sizeof *st);
     bool ok = st != NULL;
     if (ok) {
@@ -189,7 +264,28 @@ void exec_restore_job_start(exec_request *req, bool detached)
         st->subdir = subdir ? strdup(subdir) : NULL;
         st->new_db_name = new_name ? strdup(new_name) : NULL;
         st->rr.cluster = r->targets.kind == SQL_TARGET_CLUSTER;
-        st->ndbs = st->rr.cluster ? 0 : r->targets.n;
+        bool tables = r->targets.kind == SQL_TARGET_TABLES;
+        st->ndbs = st->rr.cluster || tables ? 0 : r->targets.n;
+        if (tables) {
+            st->ntables = r->targets.n;
+            st->tables = calloc((size_t)st->ntables + 1, sizeof *st->tables);
+            ok = ok && st->tables != NULL;
+            for (int i = 0; ok && i < st->ntables; i++) {
+                const sql_table_pattern *pt = &r->targets.tables[i];
+                st->tables[i].star = pt->star;
+                for (int k = 0; ok && k < pt->nparts; k++) {
+                    ok = (st->tables[i].parts[k] = strdup(pt->parts[k])) != NULL;
+                    if (ok)
+                        st->tables[i].nparts = k + 1;
+                }
+            }
+            st->into_db = into ? strdup(into) : NULL;
+            ok = ok && (!into || st->into_db);
+        }
+        st->rr.skip_missing_foreign_keys = (o->skip_missing_foreign_keys.set && o->skip_missing_foreign_keys.value);
+        st->rr.skip_missing_sequences = (o->skip_missing_sequences.set && o->skip_missing_sequences.value);
+        st->rr.skip_missing_sequence_owners = (o->skip_missing_sequence_owners.set && o->skip_missing_sequence_owners.value);
+        st->rr.skip_missing_views = (o->skip_missing_views.set && o->skip_missing_views.value);
         st->dbs = calloc((size_t)st->ndbs + 1, sizeof *st->dbs);
         ok = st->url && (!subdir || st->subdir) && (!new_name || st->new_db_name) && st->dbs;
         for (int i = 0; ok && i < st->ndbs; i++)

@@ -25,21 +25,6 @@
 #define DEFAULT_WORKERS 4
 #define MAX_WORKERS 64
 
-struct restore_plan {
-    const restore_request *req;
-    storage *st;
-    manifest *m;
-    char subdir[LAYOUT_SUBDIR_SIZE];
-    size_t n;
-    manifest_database **dbs;    /* the databases restored, in the manifest */
-    char **dest;                /* their destination names */
-    char **staging;             /* their staging names */
-    bool *created;              /* staging database exists */
-    PGconn *admin;              /* the maintenance connection */
-    char **new_roles;           /* roles a whole-server restore created */
-    size_t nnew_roles;
-    int server_num;
-};
 
 const char *restore_plan_subdir(const restore_plan *p)
 {
@@ -63,6 +48,7 @@ void restore_plan_free(restore_plan *p)
     for (size_t i = 0; i < p->nnew_roles; i++)
         free(p->new_roles[i]);
     free(p->new_roles);
+    restore_tables_free(p->tables);
     if (p->admin)
         PQfinish(p->admin);
     manifest_free(p->m);
@@ -216,7 +202,7 @@ bool restore_prepare(const restore_request *req, restore_plan **out, pgbr_error 
     if (!p)
         return oom(err);
     p->req = req;
-    if (!req->cluster && req->ndatabases == 0) {
+    if (!req->cluster && req->ndatabases == 0 && req->ntables == 0) {
         pgbr_error_set(err, "22023", "a RESTORE needs at least one database");
         goto fail;
     }
@@ -246,6 +232,12 @@ bool restore_prepare(const restore_request *req, restore_plan **out, pgbr_error 
         pgbr_error_set(err, "0A000", "backup from version %s is newer than current version %s",
                        p->m->server_version, PQparameterStatus(p->admin, "server_version"));
         goto fail;
+    }
+    if (req->ntables > 0) {
+        if (!restore_tables_prepare(p, err))
+            goto fail;
+        *out = p;
+        return true;
     }
     if (req->cluster && !plan_cluster(p, err))
         goto fail;
@@ -426,9 +418,8 @@ static bool write_fd(void *arg, const void *data, size_t len, pgbr_error *err)
 
 /* Copy the database's schema dump to a temporary file, checking its
  * SHA-256. *tmp gets the file's path (malloc'd); the caller unlinks it. */
-static bool fetch_schema(restore_plan *p, size_t i, char **tmp, pgbr_error *err)
+bool restore_fetch_schema(restore_plan *p, const manifest_database *db, size_t i, char **tmp, pgbr_error *err)
 {
-    const manifest_database *db = p->dbs[i];
     const char *dir = getenv("TMPDIR");
     char *path = NULL, *shown = NULL;
     storage_read *rd = NULL;
@@ -509,7 +500,7 @@ static bool run_pg_restore(restore_plan *p, size_t i, const char *dump, const ch
 
 /* ---- after the data: sequences, materialized views ---- */
 
-static char *qualified(PGconn *conn, const char *schema, const char *name)
+char *restore_qualified(PGconn *conn, const char *schema, const char *name)
 {
     char *s = PQescapeIdentifier(conn, schema, strlen(schema));
     char *n = PQescapeIdentifier(conn, name, strlen(name));
@@ -521,13 +512,12 @@ static char *qualified(PGconn *conn, const char *schema, const char *name)
     return out;
 }
 
-static bool finish_database(restore_plan *p, size_t i, PGconn *conn, pgbr_error *err)
+bool restore_finish_database(restore_plan *p, const manifest_database *db, PGconn *conn, pgbr_error *err)
 {
-    const manifest_database *db = p->dbs[i];
     bool ok = true;
     for (size_t k = 0; ok && k < db->nsequences; k++) {
         const manifest_sequence *s = db->sequences[k];
-        char *q = qualified(conn, s->schema, s->name);
+        char *q = restore_qualified(conn, s->schema, s->name);
         char *lit = q ? PQescapeLiteral(conn, q, strlen(q)) : NULL;
         char *sql = NULL;
         ok = lit && asprintf(&sql, "SELECT pg_catalog.setval(%s, %" PRId64 ", %s)", lit, s->last_value,
@@ -563,7 +553,7 @@ static bool finish_database(restore_plan *p, size_t i, PGconn *conn, pgbr_error 
             const manifest_table *t = db->tables[k];
             if (t->kind != MANIFEST_REL_MATVIEW || done[k])
                 continue;
-            char *q = qualified(conn, t->schema, t->name);
+            char *q = restore_qualified(conn, t->schema, t->name);
             char *sql = NULL;
             if (!q || asprintf(&sql, "REFRESH MATERIALIZED VIEW %s", q) < 0) {
                 free(q);
@@ -598,10 +588,10 @@ static int by_size_desc(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-static char *copy_statement(PGconn *conn, const manifest_table *t)
+char *restore_copy_statement(PGconn *conn, const manifest_table *t)
 {
     pgbr_buf b = PGBR_BUF_INIT;
-    char *q = qualified(conn, t->schema, t->name);
+    char *q = restore_qualified(conn, t->schema, t->name);
     /* a table without columns has no column list ("COPY t () ..." is not SQL) */
     bool ok = q && pgbr_buf_append(&b, "COPY ", 5, NULL) && pgbr_buf_append(&b, q, strlen(q), NULL) &&
               (t->ncolumns == 0 || pgbr_buf_append(&b, " (", 2, NULL));
@@ -620,10 +610,10 @@ static char *copy_statement(PGconn *conn, const manifest_table *t)
     return (char *)b.data;
 }
 
-static bool load_data(restore_plan *p, size_t i, restore_progress_fn progress, void *arg, double base,
-                      double weight, restore_result *out, pgbr_error *err)
+bool restore_load_database(restore_plan *p, const manifest_database *db, const char *dbname, PGconn *conn,
+                           restore_progress_fn progress, void *arg, double base, double weight,
+                           restore_result *out, pgbr_error *err)
 {
-    const manifest_database *db = p->dbs[i];
     restore_load ld;
     size_t nfiles = 0, k = 0;
     bool ok = false;
@@ -638,7 +628,7 @@ static bool load_data(restore_plan *p, size_t i, restore_progress_fn progress, v
         for (size_t f = 0; f < mt->nfiles; f++) {
             ld.files[k].table = mt;
             ld.files[k].file = mt->files[f];
-            ld.files[k].copy_sql = copy_statement(p->admin, mt);
+            ld.files[k].copy_sql = restore_copy_statement(p->admin, mt);
             if (!ld.files[k].copy_sql) {
                 oom(err);
                 goto done;
@@ -652,8 +642,9 @@ static bool load_data(restore_plan *p, size_t i, restore_progress_fn progress, v
     ld.st = p->st;
     ld.prefix = p->subdir + 1;
     ld.conninfo = p->req->conninfo;
-    ld.dbname = p->staging[i];
+    ld.dbname = dbname;
     ld.role = p->req->owner_role;
+    ld.shared = conn;
     ld.verify_only = p->req->schema_only;
     ld.nthreads = p->req->workers <= 0 ? DEFAULT_WORKERS : (p->req->workers > MAX_WORKERS ? MAX_WORKERS : p->req->workers);
     ld.nfiles = nfiles;
@@ -690,20 +681,20 @@ static bool restore_database(restore_plan *p, size_t i, restore_progress_fn prog
              p->dbs[i]->name, storage_display_url(p->st), p->subdir, p->dest[i], p->staging[i]);
     if (progress && !progress(arg, base, "creating objects"))
         goto canceled;
-    if (!create_staging(p, i, err) || !fetch_schema(p, i, &dump, err) ||
+    if (!create_staging(p, i, err) || !restore_fetch_schema(p, p->dbs[i], i, &dump, err) ||
         !run_pg_restore(p, i, dump, "pre-data", 1, err))
         goto done;
     if (progress && !progress(arg, base + w * 0.05, p->req->schema_only ? "verifying data files" : "loading data"))
         goto canceled;
     if ((!p->req->schema_only || p->req->verify_data) &&
-        !load_data(p, i, progress, arg, base + w * 0.05, w * 0.75, out, err))
+        !restore_load_database(p, p->dbs[i], p->staging[i], NULL, progress, arg, base + w * 0.05, w * 0.75, out, err))
         goto done;
     if (progress && !progress(arg, base + w * 0.8, "building indexes and constraints"))
         goto canceled;
     if (!run_pg_restore(p, i, dump, "post-data", jobs, err))
         goto done;
     conn = pgclient_connect(p->req->conninfo, p->staging[i], "pgbr restore", err);
-    if (!conn || !finish_database(p, i, conn, err))
+    if (!conn || !restore_finish_database(p, p->dbs[i], conn, err))
         goto done;
     ok = true;
     goto done;
@@ -867,6 +858,8 @@ bool restore_execute(restore_plan *p, restore_progress_fn progress, void *arg, r
 {
     memset(out, 0, sizeof *out);
     snprintf(out->subdir, sizeof out->subdir, "%s", p->subdir);
+    if (p->tables)
+        return restore_tables_execute(p, progress, arg, out, err);
     bool ok = true;
     if (p->req->cluster) {
         if (progress && !progress(arg, 0, "restoring roles"))

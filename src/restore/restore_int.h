@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <libpq-fe.h>
+
 #include "pgbr/error.h"
 #include "pgbr/manifest.h"
 #include "pgbr/restore.h"
@@ -29,6 +31,10 @@ typedef struct restore_load {
     const char *conninfo;
     const char *dbname;         /* the staging database */
     const char *role;           /* SET ROLE to this (NULL: none) */
+    /* NULL: nthreads connections of their own. Else every file is loaded
+     * in the calling thread over this connection, inside whatever
+     * transaction it has open (a table restore's), and role is ignored. */
+    PGconn *shared;
     bool verify_only;           /* read and verify; no connection, no rows loaded */
     int nthreads;
     restore_file *files;        /* largest first */
@@ -47,5 +53,46 @@ typedef struct restore_load {
 
 /* Load every file with nthreads threads; false with the first error. */
 bool restore_load_run(restore_load *ld, pgbr_error *err);
+
+typedef struct restore_table_plan restore_table_plan;
+
+struct restore_plan {
+    const restore_request *req;
+    storage *st;
+    manifest *m;
+    char subdir[LAYOUT_SUBDIR_SIZE];
+    size_t n;
+    manifest_database **dbs;    /* the databases restored, in the manifest */
+    char **dest;                /* their destination names */
+    char **staging;             /* their staging names */
+    bool *created;              /* staging database exists */
+    PGconn *admin;              /* the maintenance connection */
+    char **new_roles;           /* roles a whole-server restore created */
+    size_t nnew_roles;
+    int server_num;
+    restore_table_plan *tables; /* RESTORE TABLE (restore_tables.c); NULL otherwise */
+};
+
+/* Copy db's schema dump to a temporary file (n makes its name unique within
+ * the job), checking its SHA-256; *tmp gets the path, the caller unlinks. */
+bool restore_fetch_schema(restore_plan *p, const manifest_database *db, size_t n, char **tmp, pgbr_error *err);
+/* "schema"."name", quoted as needed (malloc'd; NULL when out of memory). */
+char *restore_qualified(PGconn *conn, const char *schema, const char *name);
+/* COPY <qualified> (<columns>) FROM STDIN for t (malloc'd). */
+char *restore_copy_statement(PGconn *conn, const manifest_table *t);
+/* Load db's data files (every table of db that has files) into dbname:
+ * over conn when given (in its open transaction), else in parallel. */
+bool restore_load_database(restore_plan *p, const manifest_database *db, const char *dbname, PGconn *conn,
+                           restore_progress_fn progress, void *arg, double base, double weight,
+                           restore_result *out, pgbr_error *err);
+/* Sequence values, then populated materialized views refreshed. */
+bool restore_finish_database(restore_plan *p, const manifest_database *db, PGconn *conn, pgbr_error *err);
+
+/* RESTORE TABLE (restore_tables.c): resolve the patterns against the backup,
+ * choose what the schema dump restores, check the destinations. */
+bool restore_tables_prepare(restore_plan *p, pgbr_error *err);
+bool restore_tables_execute(restore_plan *p, restore_progress_fn progress, void *arg, restore_result *out,
+                            pgbr_error *err);
+void restore_tables_free(restore_table_plan *tp);
 
 #endif

@@ -227,6 +227,15 @@ static PGconn *connect_loader(restore_load *ld, pgbr_error *err)
 
 bool restore_load_run(restore_load *ld, pgbr_error *err)
 {
+    if (ld->shared) {
+        load_thread lt = { .ld = ld, .conn = ld->verify_only ? NULL : ld->shared };
+        load_main(&lt);
+        if (pgbr_error_is_set(&ld->error)) {
+            pgbr_error_move(err, &ld->error);
+            return false;
+        }
+        return true;
+    }
     int n = ld->nthreads < 1 ? 1 : ld->nthreads;
     if ((size_t)n > ld->nfiles)
         n = (int)(ld->nfiles ? ld->nfiles : 1);
