@@ -1242,8 +1242,11 @@ static bool begin(restore_plan *p, table_group *g, pgbr_error *err)
 static bool restore_group(restore_plan *p, table_group *g, restore_progress_fn progress, void *arg, double base,
                           double w, restore_result *out, pgbr_error *err)
 {
+    size_t nrel = 0;
+    for (size_t i = 0; i < g->toc.n; i++)
+        nrel += g->toc.e[i].chosen;
     log_info("restore job %" PRId64 ": %zu relations of database \"%s\" from %s%s into database \"%s\"",
-             p->req->job_id, g->view.ntables, g->src->name, storage_display_url(p->st), p->subdir, g->dest);
+             p->req->job_id, nrel, g->src->name, storage_display_url(p->st), p->subdir, g->dest);
     if (progress && !progress(arg, base, "creating objects"))
         return pgbr_error_set(err, "57014", "restore canceled");
     if (!begin(p, g, err) || !run_section(p, g, "pre-data", err))
