@@ -86,6 +86,10 @@ typedef struct manifest_file {
     char sha256[65];        /* lowercase hex of the stored bytes */
     uint64_t rows;
     uint64_t raw_bytes;     /* uncompressed COPY bytes */
+    /* optional (0 = absent): where this data file starts inside path when
+     * path is a bundle of several small tables' data files, one after the
+     * other; the data file is then stored_bytes bytes from there */
+    uint64_t offset;
 } manifest_file;
 
 typedef struct manifest_column {

@@ -69,6 +69,7 @@ static manifest *sample(bool incremental)
         snprintf(f->sha256, sizeof f->sha256, "%s", i % 2 ? SHA_A : SHA_B);
         f->rows = 33333;
         f->raw_bytes = INT64_MAX;
+        f->offset = i == 2 ? 2001 : 0;  /* a member of a bundle */
     }
     t = manifest_database_add_table(db, "sales", "by_month", &err);
     t->kind = MANIFEST_REL_PARTITIONED;
@@ -216,7 +217,7 @@ static void mutate_all(json_t *root, json_t *node, const char *path)
             value = json_incref(json_object_get(node, key));
             snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", key);
             /* optional keys (docs/format.md) may be absent */
-            static const char *const optional[] = { "globals_file", "globals_sha256", "schema_sha256", "owner",
+            static const char *const optional[] = { "offset", "globals_file", "globals_sha256", "schema_sha256", "owner",
                                                     "encoding", "lc_collate", "lc_ctype", "icu_locale" };
             bool is_optional = false;
             for (size_t o = 0; o < sizeof optional / sizeof optional[0]; o++)

@@ -84,6 +84,9 @@ struct shape {
     { key, F_LIST, false, offsetof(st, member), offsetof(st, count), &sub, NULL, 0 }
 #define FOPT(st, key, member) \
     { key, F_STR, true, offsetof(st, member), 0, NULL, NULL, 0, true }
+/* an optional number: not written when 0, 0 when absent */
+#define FOPT_U64(st, key, member) \
+    { key, F_U64, false, offsetof(st, member), 0, NULL, NULL, 0, true }
 #define FEND { NULL, F_STR, false, 0, 0, NULL, NULL, 0 }
 
 static const char *const backup_type_names[] = { "full", "incremental" };
@@ -105,6 +108,7 @@ static const field file_fields[] = {
     FLD(manifest_file, "sha256", F_SHA256, false, sha256),
     FLD(manifest_file, "rows", F_U64, false, rows),
     FLD(manifest_file, "raw_bytes", F_U64, false, raw_bytes),
+    FOPT_U64(manifest_file, "offset", offset),
     FEND
 };
 static const shape file_shape = { sizeof(manifest_file), true, file_fields };
@@ -509,12 +513,25 @@ static json_t *enc_value(enc *e, const void *base, const field *f)
     return NULL;
 }
 
+/* An optional field with nothing to write: a NULL string, a 0 number. */
+static bool field_absent(const void *base, const field *f)
+{
+    if (!f->optional)
+        return false;
+    if (f->kind == F_U64) {
+        uint64_t v;
+        memcpy(&v, (const char *)base + f->offset, sizeof v);
+        return v == 0;
+    }
+    return ptr_get((const char *)base + f->offset) == NULL;
+}
+
 static json_t *enc_shape(enc *e, const void *base, const field *fields)
 {
     json_t *o = json_object();
 
     for (const field *f = fields; o != NULL && f->key != NULL; f++) {
-        if (f->optional && ptr_get((const char *)base + f->offset) == NULL)
+        if (field_absent(base, f))
             continue;
         enc_put(e, o, f->key, enc_value(e, base, f));
     }
@@ -535,7 +552,7 @@ char *manifest_encode(const manifest *m, size_t *len, pgbr_error *err)
     if (root != NULL)
         enc_put(&e, root, "format_version", json_integer(MANIFEST_FORMAT_VERSION));
     for (const field *f = manifest_fields; root != NULL && f->key != NULL; f++)
-        if (!f->optional || ptr_get((const char *)m + f->offset) != NULL)
+        if (!field_absent(m, f))
             enc_put(&e, root, f->key, enc_value(&e, m, f));
     if (root == NULL || (e.ok && (json_dump_callback(root, enc_dump_cb, &out, JSON_INDENT(2)) ||
                                   !pgbr_buf_append(&out, "\n", 2, err))))

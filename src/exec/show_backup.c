@@ -315,6 +315,19 @@ static void sb_check_file(sb_check *c, const sb_layer *layer, const char *path, 
     c->problems++;
 }
 
+typedef struct sb_file_end {
+    const char *path;
+    size_t idx;         /* in manifest order */
+    uint64_t end;
+} sb_file_end;
+
+static int sb_by_path(const void *a, const void *b)
+{
+    const sb_file_end *x = a, *y = b;
+    int c = strcmp(x->path, y->path);
+    return c != 0 ? c : (x->idx > y->idx) - (x->idx < y->idx);
+}
+
 /* Every file the manifests list: each database's schema dump, each table's
  * data files (with their sizes), a whole-server backup's globals. Fails
  * with the reference's wording, SQLSTATE 58P01. */
@@ -330,10 +343,40 @@ static bool sb_check_files(storage *st, const sb_chain *chain, pgbr_error *err)
             const manifest_database *db = m->databases[d];
             if (db->schema_file != NULL)
                 sb_check_file(&c, layer, db->schema_file, false, 0);
+            /* a bundle holds several tables' files: check each path once
+             * (where the manifest lists it first), for the size its last
+             * member ends at */
+            size_t nf = 0, k = 0;
             for (size_t t = 0; t < db->ntables; t++)
-                for (size_t f = 0; f < db->tables[t]->nfiles; f++)
-                    sb_check_file(&c, layer, db->tables[t]->files[f]->path, true,
-                                  db->tables[t]->files[f]->stored_bytes);
+                nf += db->tables[t]->nfiles;
+            sb_file_end *ends = sb_xalloc(calloc(nf ? nf : 1, sizeof *ends));
+            uint64_t *check = sb_xalloc(calloc(nf ? nf : 1, sizeof *check));
+            for (size_t t = 0; t < db->ntables; t++)
+                for (size_t f = 0; f < db->tables[t]->nfiles; f++) {
+                    const manifest_file *mf = db->tables[t]->files[f];
+                    ends[k].path = mf->path;
+                    ends[k].idx = k;
+                    ends[k++].end = mf->offset + mf->stored_bytes;
+                }
+            qsort(ends, nf, sizeof *ends, sb_by_path);
+            for (size_t i = 0; i < nf; i++) {
+                size_t first = i;
+                uint64_t end = ends[i].end;
+                while (i + 1 < nf && strcmp(ends[i + 1].path, ends[i].path) == 0) {
+                    i++;
+                    if (ends[i].end > end)
+                        end = ends[i].end;
+                }
+                for (size_t j = first; j <= i; j++)
+                    check[ends[j].idx] = j == first ? end + 1 : 0;  /* 0: not here */
+            }
+            k = 0;
+            for (size_t t = 0; t < db->ntables; t++)
+                for (size_t f = 0; f < db->tables[t]->nfiles; f++, k++)
+                    if (check[k] != 0)
+                        sb_check_file(&c, layer, db->tables[t]->files[f]->path, true, check[k] - 1);
+            free(check);
+            free(ends);
         }
         if (m->globals_file != NULL)
             sb_check_file(&c, layer, m->globals_file, false, 0);

@@ -111,7 +111,8 @@ static bool load_file(restore_load *ld, PGconn *conn, const restore_file *rf, pg
     if (!filter_chain_add(chain, sha, "sha256", err) ||   /* owns sha from here */
         !filter_chain_add(chain, filter_count_new(err), "count", err))
         goto done;
-    rd = storage_read_open(ld->st, path, 0, -1, err);
+    /* the file's own bytes: a bundle holds several, one after the other */
+    rd = storage_read_open(ld->st, path, f->offset, (int64_t)f->stored_bytes, err);
     if (!rd)
         goto done;
     if (conn) {
