@@ -149,6 +149,9 @@ void exec_cancel(exec_request *req)
 
     if (req == NULL || req->finished)
         return;
+    /* A blocking BACKUP / RESTORE stops, cleans up and then answers 57014. */
+    if (exec_job_cancel(req))
+        return;
     /* Answer now; whatever is in flight is discarded when it returns. */
     pgbr_error_set(&err, "57014", "canceling statement due to user request");
     exec_finish(req, NULL, &err);
@@ -311,17 +314,24 @@ void exec_identify(exec_request *req, exec_after_fn next)
     exec_run_query(req, exec_privilege_sql, 1, params, exec_on_identity);
 }
 
-bool exec_check_implicit_access(exec_request *req, const char *uri)
+bool exec_implicit_access_allowed(const exec_request *req, const char *uri, pgbr_error *err)
 {
     const char *sep = strstr(uri, "://");
     size_t n = sep ? (size_t)(sep - uri) : 0;
     bool implicit = sep != NULL && ((n == 9 && strncmp(uri, "nodelocal", 9) == 0) || (n == 4 && strncmp(uri, "file", 4) == 0));
-    pgbr_error err = PGBR_ERROR_INIT;
     if (!implicit || req->is_admin)
         return true;
-    pgbr_error_set(&err, "42501", "only users with the admin role are allowed to access the specified %.*s URI",
+    pgbr_error_set(err, "42501", "only users with the admin role are allowed to access the specified %.*s URI",
                    (int)n, uri);
-    pgbr_error_hint(&err, "Superusers and members of role \"%s\" are pgbr admins.", req->admin_role);
+    pgbr_error_hint(err, "Superusers and members of role \"%s\" are pgbr admins.", req->admin_role);
+    return false;
+}
+
+bool exec_check_implicit_access(exec_request *req, const char *uri)
+{
+    pgbr_error err = PGBR_ERROR_INIT;
+    if (exec_implicit_access_allowed(req, uri, &err))
+        return true;
     exec_finish(req, NULL, &err);
     pgbr_error_clear(&err);
     return false;

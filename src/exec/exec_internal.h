@@ -103,6 +103,10 @@ struct exec_job {
     storage_config storage;     /* points into this struct */
     struct pg_conn *conn;       /* the worker's catalog connection, during run */
     time_t last_progress;
+    /* set by the loop thread when the client cancels a blocking job (its
+     * CancelRequest); the worker's next progress call then stops the job */
+    _Atomic bool cancel_requested;
+    bool running;               /* the job row exists and run has not returned */
     bool inserted;
     bool ok;
     uint64_t rows, index_entries, bytes;
@@ -118,8 +122,13 @@ void exec_job_free(exec_job *job);
  * the job id at once; blocking: the row when the job ends). Call after
  * exec_identify. */
 void exec_job_submit(exec_request *req);
-/* A backup_progress_fn / restore_progress_fn with the job as arg. */
+/* A backup_progress_fn / restore_progress_fn with the job as arg: false
+ * once the job is to stop (its client cancelled it). */
 bool exec_job_progress(void *job, double fraction, const char *status);
+/* The client cancelled req's statement: true when it is a blocking job
+ * that is asked to stop (the statement then ends with the job, 57014);
+ * false when there is no such job to stop. */
+bool exec_job_cancel(exec_request *req);
 
 struct exec_request {
     int refs;
@@ -181,6 +190,9 @@ void exec_identify(exec_request *req, exec_after_fn next);
  * (spec/README.md). False (the request finished with 42501) otherwise.
  * Call after exec_identify. */
 bool exec_check_implicit_access(exec_request *req, const char *uri);
+/* The same check without finishing the request: false with err set (the
+ * same 42501 and hint) when req's user may not use uri. */
+bool exec_implicit_access_allowed(const exec_request *req, const char *uri, pgbr_error *err);
 
 /* The value of a string slot: a literal or a bound $n. NULL (err set) for
  * a missing parameter or SQL NULL. */

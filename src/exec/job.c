@@ -9,8 +9,11 @@
  * Steps: on a worker, ops->prepare checks what only the upstream or the
  * storage can tell (a refused statement creates no job), then the job row
  * is inserted; ops->run does the work on a worker; its end is recorded.
- * Not yet: pause/resume/cancel, adoption after a crash (a job whose node
- * restarts is marked failed at start).
+ * A client that cancels its blocking statement (CancelRequest, psql's
+ * Ctrl-C) cancels the job: the engine's next progress call stops it, it
+ * removes what it wrote, its row says "canceled" and the statement ends
+ * with 57014. Not yet: PAUSE/RESUME/CANCEL JOB, adoption after a crash (a
+ * job whose node restarts is marked failed at start).
  */
 #include <inttypes.h>
 #include <libpq-fe.h>
@@ -69,6 +72,8 @@ bool exec_job_progress(void *arg, double fraction, const char *status)
     char frac[32], id[32];
     const char *params[3];
     pgbr_error err = PGBR_ERROR_INIT;
+    if (job->cancel_requested)
+        return false;
     /* at most once a second: SHOW JOBS from another session sees it move */
     if (job->conn == NULL || now == job->last_progress)
         return true;
@@ -97,7 +102,9 @@ static void job_record_end(exec_job *job, PGconn *conn)
     snprintf(idx, sizeof idx, "%" PRIu64, job->index_entries);
     snprintf(bytes, sizeof bytes, "%" PRIu64, job->bytes);
     params[0] = id;
-    params[1] = job->ok ? "succeeded" : "failed";
+    params[1] = job->ok ? "succeeded"
+                : job->cancel_requested && strcmp(job->err.sqlstate, "57014") == 0 ? "canceled"
+                                                                                 : "failed";
     params[2] = job->ok ? "" : (job->err.message ? job->err.message : "unknown error");
     params[3] = rows;
     params[4] = idx;
@@ -121,6 +128,11 @@ static void job_run(exec_job *job, PGconn *conn)
     job->conn = conn;
     job->ok = job->ops->run(job, &job->err);
     job->conn = NULL;
+    if (!job->ok && job->cancel_requested && strcmp(job->err.sqlstate, "57014") == 0) {
+        pgbr_error_clear(&job->err);
+        pgbr_error_set(&job->err, "57014", "canceling statement due to user request");
+        pgbr_error_detail(&job->err, "Job %" PRId64 " was canceled; what it had written is removed.", job->id);
+    }
     job_record_end(job, conn);
     if (job->ok)
         log_info("job %" PRId64 ": %s succeeded", job->id, job->ops->job_type);
@@ -207,6 +219,7 @@ static void blocking_work(exec_request *req, struct pg_conn *conn)
 static void blocking_after(exec_request *req)
 {
     exec_job *job = req->job;
+    job->running = false;
     if (job->ok)
         result_row(req, job);
     else
@@ -241,7 +254,18 @@ static void insert_after(exec_request *req)
         exec_finish(req, rs, NULL);
         return;
     }
+    job->running = true;
     exec_submit(req, blocking_work, blocking_after);
+}
+
+bool exec_job_cancel(exec_request *req)
+{
+    exec_job *job = req->job;
+    if (job == NULL || job->detached || !job->running)
+        return false;
+    job->cancel_requested = true;
+    log_info("job %" PRId64 ": canceled by its client", job->id);
+    return true;
 }
 
 void exec_job_submit(exec_request *req)

@@ -64,8 +64,14 @@ static bool on_frame(void *arg, uint64_t index, const void *data, size_t len, ui
 {
     frame_sink *fs = arg;
     (void)index;
+    /* another file failed, or the job is canceled: stop this one */
     pthread_mutex_lock(&fs->ld->mutex);
-    bool stop = fs->ld->failed;     /* another file failed: stop this one */
+    bool stop = fs->ld->failed;
+    if (!stop && fs->ld->progress) {
+        double f = fs->ld->total_bytes ? (double)fs->ld->done_bytes / (double)fs->ld->total_bytes : 1.0;
+        stop = !fs->ld->progress(fs->ld->progress_arg, fs->ld->fraction_base + fs->ld->fraction_weight * (f > 1 ? 1 : f),
+                                 fs->ld->verify_only ? "verifying data files" : "loading data");
+    }
     pthread_mutex_unlock(&fs->ld->mutex);
     if (stop)
         return pgbr_error_set(err, "57014", "restore canceled");
