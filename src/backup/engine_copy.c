@@ -1,9 +1,11 @@
 /*
  * engine_copy.c - the parallel COPY of one database's chunks. Each thread
  * owns one connection that has imported the database's snapshot and takes
- * chunks from a shared list until none is left: COPY (SELECT <cols> FROM ONLY
- * t [WHERE ctid range]) TO STDOUT, rows batched (64 KiB) into a data file
- * writer (zstd) whose output goes through sha256 into a storage write.
+ * files to write from a shared list until none is left: for each chunk of
+ * the file (one, or the members of a bundle of small tables), COPY (SELECT
+ * <cols> FROM ONLY t [WHERE ctid range]) TO STDOUT, rows batched (64 KiB)
+ * into a data file writer (zstd) whose output goes through sha256 into the
+ * file's storage write.
  * Memory is constant: a row is handed on as soon as libpq returns it.
  */
 #include <inttypes.h>
@@ -23,11 +25,6 @@ typedef struct copy_thread {
     engine_copy *cp;
     PGconn *conn;
 } copy_thread;
-
-static bool storage_sink(void *w, const void *data, size_t len, pgbr_error *err)
-{
-    return storage_write_data(w, data, len, err);
-}
 
 bool engine_copy_report(engine_copy *cp, uint64_t add_estimate, const char *status)
 {
@@ -89,11 +86,26 @@ static char *chunk_sql(const engine_table *t, const engine_chunk *c)
     return rc < 0 ? NULL : sql;
 }
 
-/* Copy one chunk into its file. On failure the connection may be unusable. */
-static bool copy_chunk(engine_copy *cp, PGconn *conn, engine_chunk *c, pgbr_error *err)
+/* A storage write that counts where the next byte goes (bundles). */
+typedef struct counted_write {
+    storage_write *w;
+    uint64_t pos;
+} counted_write;
+
+static bool storage_sink(void *arg, const void *data, size_t len, pgbr_error *err)
+{
+    counted_write *cw = arg;
+    if (!storage_write_data(cw->w, data, len, err))
+        return false;
+    cw->pos += len;
+    return true;
+}
+
+/* Copy one chunk as a data file into the open storage write cw, from its
+ * current position. On failure the connection may be unusable. */
+static bool copy_chunk(engine_copy *cp, PGconn *conn, engine_chunk *c, counted_write *cw, pgbr_error *err)
 {
     const engine_table *t = &cp->tables[c->table];
-    storage_write *w = NULL;
     filter_chain *chain = NULL;
     datafile_writer *dw = NULL;
     PGresult *res = NULL;
@@ -108,10 +120,8 @@ static bool copy_chunk(engine_copy *cp, PGconn *conn, engine_chunk *c, pgbr_erro
         pgbr_error_set(err, "53200", "out of memory");
         goto done;
     }
-    w = storage_write_open(cp->st, c->path, err);
-    if (!w)
-        goto done;
-    chain = filter_chain_new(storage_sink, w, err);
+    c->offset = cw->pos;
+    chain = filter_chain_new(storage_sink, cw, err);
     if (!chain || !filter_chain_add(chain, filter_sha256_new(err), "sha256", err))
         goto done;
     datafile_writer_options opts = DATAFILE_WRITER_OPTIONS_DEFAULT;
@@ -194,22 +204,34 @@ static bool copy_chunk(engine_copy *cp, PGconn *conn, engine_chunk *c, pgbr_erro
     c->stored_bytes = tot.stored_bytes;
     snprintf(c->sha256, sizeof(c->sha256), "%s",
              filter_sha256_hex(filter_chain_get(chain, "sha256")));
-    ok = storage_write_commit(w, err);
-    w = NULL;
-    if (ok) {
-        c->done = true;
-        if (!engine_copy_report(cp, c->estimate > reported ? c->estimate - reported : 0,
-                                "copying data"))
-            ok = pgbr_error_set(err, "57014", "backup canceled");
-    }
+    ok = engine_copy_report(cp, c->estimate > reported ? c->estimate - reported : 0, "copying data") ||
+         pgbr_error_set(err, "57014", "backup canceled");
 done:
     PQclear(res);
     datafile_writer_free(dw);
     filter_chain_free(chain);
-    storage_write_abort(w);
     free(batch);
     free(sql);
     return ok;
+}
+
+/* Write one storage file: a chunk's data file, or a bundle's one after the
+ * other; durable (storage_write_commit) before any of them counts as done. */
+static bool copy_file(engine_copy *cp, PGconn *conn, engine_chunk *head, pgbr_error *err)
+{
+    counted_write cw = { storage_write_open(cp->st, head->path, err), 0 };
+    if (!cw.w)
+        return false;
+    for (engine_chunk *c = head; c; c = c->next_in_file)
+        if (!copy_chunk(cp, conn, c, &cw, err)) {
+            storage_write_abort(cw.w);
+            return false;
+        }
+    if (!storage_write_commit(cw.w, err))
+        return false;
+    for (engine_chunk *c = head; c; c = c->next_in_file)
+        c->done = true;
+    return true;
 }
 
 static void *copy_main(void *arg)
@@ -217,15 +239,16 @@ static void *copy_main(void *arg)
     copy_thread *ct = arg;
     engine_copy *cp = ct->cp;
     pgbr_error err = PGBR_ERROR_INIT;
+    size_t nwork = cp->norder ? cp->norder : cp->nchunks;
     for (;;) {
         engine_chunk *c = NULL;
         pthread_mutex_lock(&cp->mutex);
-        if (!cp->failed && cp->next_chunk < cp->nchunks)
+        if (!cp->failed && cp->next_chunk < nwork)
             c = &cp->chunks[cp->order ? cp->order[cp->next_chunk++] : cp->next_chunk++];
         pthread_mutex_unlock(&cp->mutex);
         if (!c)
             break;
-        if (!copy_chunk(cp, ct->conn, c, &err)) {
+        if (!copy_file(cp, ct->conn, c, &err)) {
             fail(cp, &err);
             /* the connection may be mid-COPY: drop it so the server stops */
             PQfinish(ct->conn);

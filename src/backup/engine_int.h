@@ -39,6 +39,12 @@ typedef struct engine_chunk {
     int64_t end_block;      /* -1: to the end */
     uint64_t estimate;      /* bytes, for progress */
     char *path;             /* storage path relative to the collection */
+    /* a bundle: several small tables' data files written one after the
+     * other into one storage file. The chunk heading it is taken by a copy
+     * thread and writes the chunks of its next_in_file list too; each
+     * member's data file starts at its offset. NULL / 0 otherwise. */
+    struct engine_chunk *next_in_file;
+    uint64_t offset;
     /* filled by the copy */
     bool done;
     uint64_t rows, raw_bytes, stored_bytes;
@@ -62,6 +68,8 @@ typedef struct engine_copy {
     engine_chunk *chunks;
     size_t nchunks;
     size_t *order;          /* the order chunks are taken in (NULL: as listed) */
+    size_t norder;          /* entries in order: the files to write (bundle members
+                             * are not in it); 0: nchunks */
     PGconn **conns;         /* one per thread, snapshot imported */
     int nconns;
     backup_progress_fn progress;
