@@ -1,7 +1,7 @@
 /*
  * backup.h - the backup engine: a full backup of one or more databases of the
- * upstream PostgreSQL into a backup collection (DESIGN.md sections 1 and 4,
- * docs/backup-engine.md).
+ * upstream PostgreSQL, or of some of their tables, into a backup collection
+ * (DESIGN.md sections 1 and 4, docs/backup-engine.md).
  *
  * backup_run() is a blocking function for a worker thread (never the event
  * loop's): it opens libpq connections in blocking mode, runs pg_dump as a
@@ -38,6 +38,12 @@
 /* Tables larger than this (pg_relation_size) are split into ctid ranges. */
 #define BACKUP_CHUNK_THRESHOLD_DEFAULT (64ull * 1024 * 1024)
 
+/* One relation of a table backup, by name in its database. */
+typedef struct backup_relation {
+    const char *schema;
+    const char *name;
+} backup_relation;
+
 typedef struct backup_request {
     /* libpq keyword=value conninfo WITHOUT dbname, e.g. "host=/tmp port=5432
      * user=postgres"; dbname is added per database. A password in it is passed
@@ -48,6 +54,18 @@ typedef struct backup_request {
      * roles are kept too (pg_dumpall --roles-only into globals.sql) */
     bool cluster;
     size_t ndatabases;
+    /* A table backup (BACKUP TABLE): per database, parallel to databases,
+     * the relations it holds (tables[i] has ntables[i] entries, each one a
+     * table, partition, partitioned table, view, materialized view, foreign
+     * table or sequence that exists in that database). Only their data is
+     * copied (ordinary tables), only they are locked and recorded; the schema
+     * dump is still the whole database's. A relation missing under the
+     * snapshot fails the backup (42P01). NULL: whole databases. */
+    const backup_relation *const *tables;
+    const size_t *ntables;
+    /* with tables: the patterns as written (targets.given of the manifest) */
+    const char *const *patterns;
+    size_t npatterns;
     const char *collection_url;     /* storage_open URL of the collection */
     const storage_config *storage;
     int64_t job_id;                 /* for the lock file */
@@ -83,8 +101,10 @@ typedef struct backup_result {
  * be NULL. On success fills *out and returns true. On failure returns false
  * with err set: connection failures keep libpq's SQLSTATE when the server
  * sent one (08006 otherwise); an unknown database is 3D000; large objects
- * 0A000; pg_dump failing XX000 with its stderr in the DETAIL; storage errors
- * as storage.h says; a cancel from the progress callback 57014.
+ * 0A000 (whole-database backups only); a relation of req->tables that does
+ * not exist under the snapshot 42P01; pg_dump failing XX000 with its stderr
+ * in the DETAIL; storage errors as storage.h says; a cancel from the
+ * progress callback 57014.
  */
 bool backup_run(const backup_request *req, backup_progress_fn progress, void *arg,
                 backup_result *out, pgbr_error *err);

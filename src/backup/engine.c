@@ -5,6 +5,10 @@
  * threads read the data in chunks, then write the manifest, its checksum and
  * the LATEST pointer. On failure everything written under the backup's
  * directory is removed. docs/backup-engine.md describes the protocol.
+ *
+ * A table backup (req->tables) runs the same steps for the databases it
+ * touches, with the relations narrowed to the ones it names: only they are
+ * locked, copied and recorded; the schema dump stays the whole database's.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -24,9 +28,21 @@
 #define DEFAULT_WORKERS 4
 #define MAX_WORKERS 64
 
+/* The relations a backup may hold: outside the system schemas and pgbr's
+ * own, not temporary, not extension members (their extension's script
+ * creates them). c is pg_class, n its pg_namespace. */
+#define BACKUP_RELATION_COND                                                            \
+    "c.relpersistence <> 't' "                                                         \
+    "AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgbr') "               \
+    "AND n.nspname !~ '^pg_(toast|temp)' "                                             \
+    "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d "                            \
+    "                WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass "    \
+    "                  AND d.objid = c.oid AND d.deptype = 'e') "
+
 /* The tables a backup copies: ordinary tables (partitions included) outside
  * the system schemas and pgbr's own, not temporary, not extension members
- * (their extension's script creates them), with the non-generated columns. */
+ * (their extension's script creates them), with the non-generated columns.
+ * A table backup adds " AND c.oid IN (...)" before tables_order. */
 static const char tables_sql[] =
     "SELECT c.oid, n.nspname, c.relname, format('%I.%I', n.nspname, c.relname), "
     "       pg_relation_size(c.oid), 0, "
@@ -39,15 +55,16 @@ static const char tables_sql[] =
     "  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgbr') "
     "  AND n.nspname !~ '^pg_toast' "
     "  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
-    "                  AND d.objid = c.oid AND d.deptype = 'e') "
-    "ORDER BY n.nspname, c.relname";
+    "                  AND d.objid = c.oid AND d.deptype = 'e') ";
+static const char tables_order[] = " ORDER BY n.nspname, c.relname";
 
-/* The columns the data files hold, for the manifest (same table set). */
+/* The columns the data files hold, for the manifest (same table set, and
+ * the partitioned tables a table backup records). */
 static const char columns_sql[] =
     "SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod) "
     "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
     "JOIN pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE c.relkind = 'r' AND c.relpersistence <> 't' "
+    "WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't' "
     "  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgbr') "
     "  AND n.nspname !~ '^pg_toast' "
     "  AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' "
@@ -59,8 +76,18 @@ static const char sequences_sql[] =
     "WHERE c.relkind = 'S' AND c.relpersistence <> 't' "
     "  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgbr') "
     "  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
-    "                  AND d.objid = c.oid AND d.deptype = 'e') "
-    "ORDER BY n.nspname, c.relname";
+    "                  AND d.objid = c.oid AND d.deptype = 'e') ";
+static const char sequences_order[] = " ORDER BY n.nspname, c.relname";
+
+/* A table backup's relations, found by name under the snapshot: the
+ * VALUES list (schema, name, position) goes between the two parts. */
+static const char selected_head[] = "SELECT f.o, r.oid, r.relkind FROM (VALUES ";
+static const char selected_tail[] =
+    ") AS f(s, t, o) LEFT JOIN ("
+    "SELECT c.oid, c.relkind, n.nspname, c.relname FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND " BACKUP_RELATION_COND
+    ") r ON r.nspname = f.s AND r.relname = f.t ORDER BY f.o";
 
 char *backup_path_component(const char *name)
 {
@@ -103,6 +130,15 @@ typedef struct db_run {
     engine_chunk *chunks;
     size_t nchunks;
     size_t *order;
+    /* a table backup: the relations of this database it holds */
+    bool filtered;                  /* false: the whole database */
+    const backup_relation *filter;
+    size_t nfilter;
+    uint32_t *sel_oid;              /* filter[i]'s oid and relkind under the snapshot */
+    char *sel_kind;
+    char *oids_table;               /* "0, <oid>, ...": c.oid IN (...) per kind */
+    char *oids_sequence;
+    char *oids_matview;
 } db_run;
 
 static void db_run_free(db_run *r)
@@ -123,6 +159,11 @@ static void db_run_free(db_run *r)
         free(r->chunks[i].path);
     free(r->chunks);
     free(r->order);
+    free(r->sel_oid);
+    free(r->sel_kind);
+    free(r->oids_table);
+    free(r->oids_sequence);
+    free(r->oids_matview);
     free(r->snapshot);
     free(r->lsn);
     free(r->server_version);
@@ -184,20 +225,123 @@ static bool take_snapshot(db_run *r, pgbr_error *err)
     return ok;
 }
 
+/* head, then " AND c.oid IN (<oids>)" when oids is set, then tail
+ * (malloc'd; NULL when out of memory). */
+static char *filtered_sql(const char *head, const char *oids, const char *tail)
+{
+    char *sql = NULL;
+    if (asprintf(&sql, "%s%s%s%s%s", head, oids ? " AND c.oid IN (" : "", oids ? oids : "",
+                 oids ? ")" : "", tail) < 0)
+        return NULL;
+    return sql;
+}
+
+/* "0, <oid>, ..." of the selected relations of one relkind (0 keeps an
+ * empty list valid SQL). */
+static char *oid_list(const db_run *r, char kind)
+{
+    pgbr_buf b = PGBR_BUF_INIT;
+    bool ok = pgbr_buf_append(&b, "0", 1, NULL);
+    for (size_t i = 0; ok && i < r->nfilter; i++) {
+        char num[24];
+        if (r->sel_kind[i] != kind)
+            continue;
+        int n = snprintf(num, sizeof num, ", %" PRIu32, r->sel_oid[i]);
+        ok = pgbr_buf_append(&b, num, (size_t)n, NULL);
+    }
+    if (!ok || !pgbr_buf_append(&b, "", 1, NULL)) {
+        pgbr_buf_free(&b);
+        return NULL;
+    }
+    return (char *)b.data;
+}
+
+/* A table backup: find its relations by name under the snapshot. One that
+ * is gone (dropped or renamed since the statement resolved its targets)
+ * fails the backup. */
+static bool select_relations(db_run *r, pgbr_error *err)
+{
+    pgbr_buf q = PGBR_BUF_INIT;
+    bool ok = true;
+    r->sel_oid = calloc(r->nfilter ? r->nfilter : 1, sizeof *r->sel_oid);
+    r->sel_kind = calloc(r->nfilter ? r->nfilter : 1, 1);
+    if (!r->sel_oid || !r->sel_kind)
+        return pgbr_error_set(err, "53200", "out of memory");
+    if (r->nfilter > 0) {
+        ok = pgbr_buf_append(&q, selected_head, strlen(selected_head), err);
+        for (size_t i = 0; ok && i < r->nfilter; i++) {
+            const backup_relation *f = &r->filter[i];
+            char *s = PQescapeLiteral(r->exporter, f->schema, strlen(f->schema));
+            char *t = PQescapeLiteral(r->exporter, f->name, strlen(f->name));
+            char *row = NULL;
+            if (!s || !t || asprintf(&row, "%s(%s, %s, %zu)", i ? ", " : "", s, t, i) < 0) {
+                row = NULL;
+                ok = pgbr_error_set(err, "53200", "out of memory");
+            } else {
+                ok = pgbr_buf_append(&q, row, strlen(row), err);
+            }
+            PQfreemem(s);
+            PQfreemem(t);
+            free(row);
+        }
+        ok = ok && pgbr_buf_append(&q, selected_tail, sizeof selected_tail, err);
+        PGresult *res = ok ? query(r->exporter, (const char *)q.data, err) : NULL;
+        pgbr_buf_free(&q);
+        if (!res)
+            return false;
+        for (int i = 0; ok && i < PQntuples(res); i++) {
+            size_t k = (size_t)strtoull(PQgetvalue(res, i, 0), NULL, 10);
+            if (k >= r->nfilter)
+                continue;
+            if (PQgetisnull(res, i, 1)) {
+                pgbr_error_set(err, "42P01", "table \"%s.%s.%s\" does not exist", r->dbname,
+                               r->filter[k].schema, r->filter[k].name);
+                pgbr_error_detail(err, "It was dropped or renamed after the backup resolved its targets.");
+                ok = false;
+                break;
+            }
+            r->sel_oid[k] = (uint32_t)strtoul(PQgetvalue(res, i, 1), NULL, 10);
+            r->sel_kind[k] = PQgetvalue(res, i, 2)[0];
+        }
+        PQclear(res);
+        if (!ok)
+            return false;
+    }
+    r->oids_table = oid_list(r, 'r');
+    r->oids_sequence = oid_list(r, 'S');
+    r->oids_matview = oid_list(r, 'm');
+    if (!r->oids_table || !r->oids_sequence || !r->oids_matview)
+        return pgbr_error_set(err, "53200", "out of memory");
+    return true;
+}
+
 static bool list_tables(db_run *r, pgbr_error *err)
 {
-    PGresult *res = query(r->exporter, "SELECT EXISTS (SELECT 1 FROM pg_largeobject_metadata)", err);
-    if (!res)
-        return false;
-    bool has_lo = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    PQclear(res);
+    PGresult *res;
+    /* large objects belong to no table: only a whole-database backup
+     * would have to hold them */
+    bool has_lo = false;
+    if (r->filtered) {
+        if (!select_relations(r, err))
+            return false;
+    } else {
+        res = query(r->exporter, "SELECT EXISTS (SELECT 1 FROM pg_largeobject_metadata)", err);
+        if (!res)
+            return false;
+        has_lo = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+        PQclear(res);
+    }
     if (has_lo) {
         pgbr_error_set(err, "0A000", "large objects are not supported by pgbr backups yet");
         pgbr_error_detail(err, "database \"%s\" has large objects (pg_largeobject_metadata)",
                           r->dbname);
         return false;
     }
-    res = query(r->exporter, tables_sql, err);
+    char *sql = filtered_sql(tables_sql, r->oids_table, tables_order);
+    if (!sql)
+        return pgbr_error_set(err, "53200", "out of memory");
+    res = query(r->exporter, sql, err);
+    free(sql);
     if (!res)
         return false;
     int n = PQntuples(res);
@@ -304,7 +448,11 @@ static int by_estimate_desc(const void *a, const void *b, void *arg)
  * snapshot), which is never behind what the data uses. */
 static bool add_sequences(db_run *r, manifest_database *mdb, pgbr_error *err)
 {
-    PGresult *res = query(r->exporter, sequences_sql, err);
+    char *list_sql = filtered_sql(sequences_sql, r->oids_sequence, sequences_order);
+    if (!list_sql)
+        return pgbr_error_set(err, "53200", "out of memory");
+    PGresult *res = query(r->exporter, list_sql, err);
+    free(list_sql);
     if (!res)
         return false;
     bool ok = true;
@@ -360,15 +508,17 @@ static bool add_database_properties(db_run *r, manifest_database *mdb, pgbr_erro
     PQclear(res);
     if (!ok)
         return pgbr_error_is_set(err) ? false : pgbr_error_set(err, "XX000", "could not read the properties of database \"%s\"", r->dbname);
-    res = query(r->exporter,
-                "SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c "
-                "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE c.relkind = 'm' AND c.relispopulated "
-                "  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgbr') "
-                "  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_class'::regclass "
-                "                  AND d.objid = c.oid AND d.deptype = 'e') "
-                "ORDER BY c.oid",
-                err);
+    sql = filtered_sql("SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c "
+                       "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                       "WHERE c.relkind = 'm' AND c.relispopulated "
+                       "  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgbr') "
+                       "  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_class'::regclass "
+                       "                  AND d.objid = c.oid AND d.deptype = 'e')",
+                       r->oids_matview, " ORDER BY c.oid");
+    if (!sql)
+        return pgbr_error_set(err, "53200", "out of memory");
+    res = query(r->exporter, sql, err);
+    free(sql);
     if (!res)
         return false;
     for (int i = 0; ok && i < PQntuples(res); i++) {
@@ -383,13 +533,66 @@ static bool add_database_properties(db_run *r, manifest_database *mdb, pgbr_erro
     return ok;
 }
 
+/* The columns of relation oid (cols: columns_sql's rows, ordered by oid). */
+static bool add_columns(manifest_table *mt, PGresult *cols, uint32_t oid, pgbr_error *err)
+{
+    int ncols = PQntuples(cols), lo = 0, hi = ncols;
+    bool ok = true;
+    /* the columns are ordered by oid: find the first of ours */
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if ((uint32_t)strtoul(PQgetvalue(cols, mid, 0), NULL, 10) < oid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (int ci = lo; ok && ci < ncols; ci++) {
+        if ((uint32_t)strtoul(PQgetvalue(cols, ci, 0), NULL, 10) != oid)
+            break;
+        ok = manifest_table_add_column(mt, PQgetvalue(cols, ci, 1), PQgetvalue(cols, ci, 2), err);
+    }
+    return ok;
+}
+
+/* A table backup's relations that hold no data of their own: views,
+ * partitioned tables (their partitions hold the rows) and foreign tables,
+ * recorded so that a restore knows they belong to the backup. */
+static bool add_dataless_relations(db_run *r, manifest_database *mdb, PGresult *cols, pgbr_error *err)
+{
+    bool ok = true;
+    for (size_t i = 0; ok && i < r->nfilter; i++) {
+        manifest_rel_kind kind;
+        switch (r->sel_kind[i]) {
+        case 'p':
+            kind = MANIFEST_REL_PARTITIONED;
+            break;
+        case 'v':
+            kind = MANIFEST_REL_VIEW;
+            break;
+        case 'f':
+            kind = MANIFEST_REL_FOREIGN;
+            break;
+        default:
+            continue;
+        }
+        manifest_table *mt = manifest_database_add_table(mdb, r->filter[i].schema, r->filter[i].name, err);
+        ok = mt != NULL;
+        if (ok) {
+            mt->oid = r->sel_oid[i];
+            mt->kind = kind;
+            if (kind == MANIFEST_REL_PARTITIONED)
+                ok = add_columns(mt, cols, mt->oid, err);
+        }
+    }
+    return ok;
+}
+
 /* Tables, columns and files of one database into the manifest. */
 static bool add_tables(db_run *r, manifest_database *mdb, backup_result *out, pgbr_error *err)
 {
     PGresult *cols = query(r->exporter, columns_sql, err);
     if (!cols)
         return false;
-    int ncols = PQntuples(cols), ci = 0;
     bool ok = true;
     size_t k = 0;
     for (size_t i = 0; ok && i < r->ntables; i++) {
@@ -402,21 +605,7 @@ static bool add_tables(db_run *r, manifest_database *mdb, backup_result *out, pg
         mt->oid = t->oid;
         mt->kind = MANIFEST_REL_TABLE;
         mt->index_count = t->secondary_indexes;
-        /* the columns are ordered by oid: find the first of ours */
-        int lo = 0, hi = ncols;
-        while (lo < hi) {
-            int mid = lo + (hi - lo) / 2;
-            if ((uint32_t)strtoul(PQgetvalue(cols, mid, 0), NULL, 10) < t->oid)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        for (ci = lo; ok && ci < ncols; ci++) {
-            if ((uint32_t)strtoul(PQgetvalue(cols, ci, 0), NULL, 10) != t->oid)
-                break;
-            ok = manifest_table_add_column(mt, PQgetvalue(cols, ci, 1), PQgetvalue(cols, ci, 2),
-                                           err);
-        }
+        ok = add_columns(mt, cols, t->oid, err);
         for (; ok && k < r->nchunks && r->chunks[k].table == i; k++) {
             const engine_chunk *c = &r->chunks[k];
             manifest_file *f = manifest_table_add_file(mt, c->path + strlen(r->prefix) + 1, err);
@@ -437,8 +626,20 @@ static bool add_tables(db_run *r, manifest_database *mdb, backup_result *out, pg
         out->bytes += mt->logical_bytes;
         out->index_entries += mt->rows * t->secondary_indexes;
     }
+    ok = ok && add_dataless_relations(r, mdb, cols, err);
     PQclear(cols);
     return ok;
+}
+
+/* targets.resolved: the database, or a table backup's relations. */
+static bool add_resolved_targets(const db_run *r, manifest *m, pgbr_error *err)
+{
+    if (!r->filtered)
+        return manifest_add_resolved_target(m, r->dbname, NULL, NULL, err);
+    for (size_t i = 0; i < r->nfilter; i++)
+        if (!manifest_add_resolved_target(m, r->dbname, r->filter[i].schema, r->filter[i].name, err))
+            return false;
+    return true;
 }
 
 static bool backup_database(const backup_request *req, const char *prefix, storage *st,
@@ -446,6 +647,11 @@ static bool backup_database(const backup_request *req, const char *prefix, stora
                             backup_result *out, pgbr_error *err)
 {
     db_run r = { .req = req, .dbname = req->databases[dbi], .prefix = prefix, .st = st };
+    if (req->tables) {
+        r.filtered = true;
+        r.filter = req->tables[dbi];
+        r.nfilter = req->ntables[dbi];
+    }
     pthread_t threads[MAX_WORKERS];
     int started = 0;
     bool ok = false;
@@ -527,8 +733,7 @@ static bool backup_database(const backup_request *req, const char *prefix, stora
     ok = mdb && manifest_set_string(&mdb->schema_file, schema_rel, err) &&
          manifest_set_string(&mdb->schema_sha256, schema_sha, err) &&
          add_tables(&r, mdb, out, err) && add_database_properties(&r, mdb, err) &&
-         add_sequences(&r, mdb, err) &&
-         manifest_add_resolved_target(m, r.dbname, NULL, NULL, err) &&
+         add_sequences(&r, mdb, err) && add_resolved_targets(&r, m, err) &&
          manifest_set_string(&m->end_lsn, r.lsn, err) &&
          manifest_set_string(&m->server_version, r.server_version, err);
     free(schema_rel);
@@ -617,6 +822,9 @@ bool backup_run(const backup_request *req, backup_progress_fn progress, void *ar
     memset(out, 0, sizeof(*out));
     if (!req || req->ndatabases == 0 || !req->databases || !req->collection_url)
         return pgbr_error_set(err, "22023", "a backup needs a collection and at least one database");
+    if (req->tables && (!req->ntables || req->cluster))
+        return pgbr_error_set(err, "22023", "a table backup needs a relation count per database and "
+                                            "cannot be a whole-server backup");
     if (!layout_full_subdir(req->end_time_us, out->subdir, err))
         return false;
     const char *prefix = out->subdir + 1;   /* no leading '/' */
@@ -633,12 +841,17 @@ bool backup_run(const backup_request *req, backup_progress_fn progress, void *ar
         goto done;
     m->backup_type = MANIFEST_BACKUP_FULL;
     m->end_time = req->end_time_us;
-    m->targets.kind = req->cluster ? MANIFEST_TARGET_CLUSTER : MANIFEST_TARGET_DATABASES;
+    m->targets.kind = req->cluster  ? MANIFEST_TARGET_CLUSTER
+                      : req->tables ? MANIFEST_TARGET_TABLES
+                                    : MANIFEST_TARGET_DATABASES;
     m->encryption = MANIFEST_ENCRYPTION_NONE;
     if (!manifest_set_string(&m->pgbr_version, PGBR_VERSION, err))
         goto done;
-    for (size_t i = 0; !req->cluster && i < req->ndatabases; i++)
+    for (size_t i = 0; !req->cluster && !req->tables && i < req->ndatabases; i++)
         if (!manifest_add_given_target(m, req->databases[i], err))
+            goto done;
+    for (size_t i = 0; req->tables && i < req->npatterns; i++)
+        if (!manifest_add_given_target(m, req->patterns[i], err))
             goto done;
     if (req->cluster && !backup_roles(req, prefix, st, m, out, err))
         goto done;

@@ -1,15 +1,24 @@
 /*
- * backup_job.c - BACKUP DATABASE ... INTO <collection>: a full backup run as
- * a job (job.c: recorded in pgbr.jobs, blocking or WITH detached).
+ * backup_job.c - BACKUP [DATABASE d, ... | TABLE pattern, ...] INTO
+ * <collection>: a full backup run as a job (job.c: recorded in pgbr.jobs,
+ * blocking or WITH detached).
  *
  * Steps: on the loop thread, the checks of exec.c, then the caller's
  * identity and, for non-admins, CONNECT on each database (on the client's own
- * session); on a worker, the job row is inserted, SELECT on every table is
- * checked for non-admins (PostgreSQL's has_table_privilege, in each database),
- * and backup_run() (src/backup) copies the data; progress goes to the job row.
- * Not yet: table and whole-server targets, incrementals, encryption, AS OF
- * SYSTEM TIME, pause/resume/cancel of the job, adoption after a crash (a job
- * whose node restarts is marked failed at start).
+ * session); on a worker, SELECT on every table is checked for non-admins
+ * (PostgreSQL's has_table_privilege, in each database), then the job row is
+ * inserted and backup_run() (src/backup) copies the data; progress goes to
+ * the job row.
+ *
+ * Table targets: the loop thread reads the client's current database and
+ * effective search path from its own session; the worker resolves the
+ * patterns against them with pgbr's own connections (one per database looked
+ * into), checks CONNECT, USAGE and SELECT for non-admins, adds the partitions
+ * and owned sequences of what was named, and only then reports a refused
+ * destination, so a user learns first whether they may read the tables.
+ * Not yet: incrementals, encryption, AS OF SYSTEM TIME, pause/resume/cancel
+ * of the job, adoption after a crash (a job whose node restarts is marked
+ * failed at start).
  */
 #include <inttypes.h>
 #include <libpq-fe.h>
@@ -23,15 +32,61 @@
 #include "pgbr/backup.h"
 #include "pgbr/catalog.h"
 #include "pgbr/log.h"
+#include "pgbr/pgclient.h"
 #include "pgbr/pool.h"
 #include "pgbr/storage.h"
 
-/* What a backup job needs besides the generic job. */
+/* A table pattern of the statement, copied: the statement is gone by the
+ * time the worker resolves it. */
+typedef struct backup_pattern {
+    int nparts;                 /* 0 (the lone *) .. 3 */
+    char *parts[3];
+    bool star;
+} backup_pattern;
+
+/* A relation of a table backup (worker side). */
+typedef struct table_rel {
+    uint32_t oid;
+    char kind;                  /* pg_class.relkind */
+    char *schema, *name;
+    bool named;                 /* matched by a pattern (not only added as a
+                                 * partition or an owned sequence) */
+} table_rel;
+
+/* A database a table backup looked into (worker side). */
+typedef struct table_db {
+    char *name;
+    PGconn *conn;               /* pgbr's own, during prepare only */
+    table_rel *rels;
+    size_t nrels, cap;
+    backup_relation *filter;    /* the engine's view of rels, sorted */
+} table_db;
+
+/* What a backup job needs besides the generic job. The loop thread fills
+ * it before the job is submitted; then the worker running prepare and run
+ * owns it. */
 typedef struct backup_state {
     char *url;
     bool cluster;               /* BACKUP INTO ...: every database, and the roles */
     char **dbs;
     int ndbs;
+    /* BACKUP TABLE (patterns != NULL), loop side: the patterns, the client's
+     * database and search path, a refused destination (reported after the
+     * target checks) */
+    backup_pattern *patterns;
+    int npatterns;
+    char *current_db;
+    char **search_path;
+    int nsearch_path;
+    pgbr_error dest_err;
+    /* BACKUP TABLE, worker side: the patterns' canonical text, the
+     * databases looked into (dbs then lists those the backup holds, and
+     * filters/nfilters their relations, parallel to dbs) */
+    char **given;
+    table_db *tdbs;
+    size_t ntdbs;
+    const backup_relation **filters;
+    size_t *nfilters;
 } backup_state;
 
 static void state_free(void *arg)
@@ -43,6 +98,34 @@ static void state_free(void *arg)
     for (int i = 0; i < st->ndbs; i++)
         free(st->dbs[i]);
     free(st->dbs);
+    for (int i = 0; i < st->npatterns; i++) {
+        for (int j = 0; j < st->patterns[i].nparts; j++)
+            free(st->patterns[i].parts[j]);
+        if (st->given)
+            free(st->given[i]);
+    }
+    free(st->patterns);
+    free(st->given);
+    free(st->current_db);
+    for (int i = 0; i < st->nsearch_path; i++)
+        free(st->search_path[i]);
+    free(st->search_path);
+    pgbr_error_clear(&st->dest_err);
+    for (size_t i = 0; i < st->ntdbs; i++) {
+        table_db *d = &st->tdbs[i];
+        if (d->conn)
+            PQfinish(d->conn);
+        for (size_t k = 0; k < d->nrels; k++) {
+            free(d->rels[k].schema);
+            free(d->rels[k].name);
+        }
+        free(d->rels);
+        free(d->filter);
+        free(d->name);
+    }
+    free(st->tdbs);
+    free(st->filters);
+    free(st->nfilters);
     free(st);
 }
 
@@ -92,12 +175,447 @@ static bool job_check_selects(exec_job *job, pgbr_error *err)
     return true;
 }
 
+/* ---- worker side: BACKUP TABLE ---- */
+
+/* The relations a table pattern can match: c is pg_class, n its namespace.
+ * Tables, partitioned tables, views, materialized views, sequences and
+ * foreign tables outside the system schemas and pgbr's own, not temporary,
+ * not extension members. */
+#define TABLE_REL_SELECT                                                                          \
+    "SELECT c.oid, c.relkind, n.nspname, c.relname FROM pg_catalog.pg_class c "                  \
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "                                    \
+    "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND c.relpersistence <> 't' "               \
+    "AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgbr') "                           \
+    "AND n.nspname !~ '^pg_(toast|temp)' "                                                         \
+    "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d "                                        \
+    "WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = c.oid "            \
+    "AND d.deptype = 'e') "
+
+static bool oom(pgbr_error *err)
+{
+    return pgbr_error_set(err, "53200", "out of memory");
+}
+
+/* Run a query with text parameters on conn: NULL with err set on failure. */
+static PGresult *tables_query(PGconn *conn, const char *sql, int n, const char *const *params, pgbr_error *err)
+{
+    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        pgclient_error_from(conn, res, NULL, err);
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
+/* The pattern as a user reads it back: each part as quote_ident quotes it
+ * (asked of the server, so the keyword list is its own), `*` for star. */
+static char *pattern_text(PGconn *catalog, const backup_pattern *p, pgbr_error *err)
+{
+    const char *params[3] = { NULL, NULL, NULL };
+    for (int i = 0; i < p->nparts; i++)
+        params[i] = p->parts[i];
+    PGresult *res = tables_query(catalog,
+                                 "SELECT pg_catalog.quote_ident($1), pg_catalog.quote_ident($2), "
+                                 "pg_catalog.quote_ident($3)",
+                                 3, params, err);
+    if (res == NULL)
+        return NULL;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (f == NULL) {
+        PQclear(res);
+        oom(err);
+        return NULL;
+    }
+    for (int i = 0; i < p->nparts; i++)
+        fprintf(f, "%s%s", i ? "." : "", PQgetvalue(res, 0, i));
+    if (p->star)
+        fputs(p->nparts > 0 ? ".*" : "*", f);
+    PQclear(res);
+    if (fclose(f) != 0) {
+        free(text);
+        oom(err);
+        return NULL;
+    }
+    return text;
+}
+
+/* 42P01 for a pattern that names one relation, its parts joined by '.'
+ * unquoted, as PostgreSQL names a relation in "... does not exist". */
+static bool table_not_found(const backup_pattern *p, pgbr_error *err)
+{
+    return pgbr_error_set(err, "42P01", "table \"%s%s%s%s%s\" does not exist", p->parts[0],
+                          p->nparts > 1 ? "." : "", p->nparts > 1 ? p->parts[1] : "",
+                          p->nparts > 2 ? "." : "", p->nparts > 2 ? p->parts[2] : "");
+}
+
+/* The database named name, connected once with pgbr's own connection.
+ * Non-admins need CONNECT on it (42501). When it does not exist: NULL with
+ * *missing set if missing is given, else 3D000. */
+static table_db *tables_db(exec_job *job, PGconn *catalog, const char *name, bool *missing, pgbr_error *err)
+{
+    backup_state *st = job->state;
+    if (missing)
+        *missing = false;
+    for (size_t i = 0; i < st->ntdbs; i++)
+        if (strcmp(st->tdbs[i].name, name) == 0)
+            return &st->tdbs[i];
+    const char *params[2] = { name, job->user };
+    PGresult *res = tables_query(catalog,
+                                 "SELECT pg_catalog.has_database_privilege($2, oid, 'CONNECT') "
+                                 "FROM pg_catalog.pg_database WHERE datname = $1",
+                                 2, params, err);
+    if (res == NULL)
+        return NULL;
+    bool exists = PQntuples(res) > 0;
+    bool may_connect = exists && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (!exists) {
+        if (missing)
+            *missing = true;
+        else
+            pgbr_error_set(err, "3D000", "database \"%s\" does not exist", name);
+        return NULL;
+    }
+    if (!job->is_admin && !may_connect) {
+        pgbr_error_set(err, "42501", "permission denied for database %s", name);
+        return NULL;
+    }
+    table_db *grown = realloc(st->tdbs, (st->ntdbs + 1) * sizeof *grown);
+    if (grown == NULL) {
+        oom(err);
+        return NULL;
+    }
+    st->tdbs = grown;
+    table_db *d = &st->tdbs[st->ntdbs];
+    memset(d, 0, sizeof *d);
+    if ((d->name = strdup(name)) == NULL) {
+        oom(err);
+        return NULL;
+    }
+    d->conn = pgclient_connect(job->conninfo, name, "pgbr backup", err);
+    if (d->conn == NULL) {
+        free(d->name);
+        return NULL;
+    }
+    st->ntdbs++;
+    return d;
+}
+
+static bool tables_schema_exists(table_db *d, const char *schema, bool *exists, pgbr_error *err)
+{
+    const char *params[1] = { schema };
+    PGresult *res = tables_query(d->conn, "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1", 1, params,
+                                 err);
+    if (res == NULL)
+        return false;
+    *exists = PQntuples(res) > 0;
+    PQclear(res);
+    return true;
+}
+
+/* Add a relation to d's set once (by oid); named sticks. */
+static bool tables_add(table_db *d, const char *oid, const char *kind, const char *schema, const char *name,
+                       bool named, pgbr_error *err)
+{
+    uint32_t o = (uint32_t)strtoul(oid, NULL, 10);
+    for (size_t i = 0; i < d->nrels; i++)
+        if (d->rels[i].oid == o) {
+            d->rels[i].named |= named;
+            return true;
+        }
+    if (d->nrels == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 16;
+        table_rel *grown = realloc(d->rels, cap * sizeof *grown);
+        if (grown == NULL)
+            return oom(err);
+        d->rels = grown;
+        d->cap = cap;
+    }
+    table_rel *r = &d->rels[d->nrels];
+    r->oid = o;
+    r->kind = kind[0];
+    r->schema = strdup(schema);
+    r->name = strdup(name);
+    r->named = named;
+    if (r->schema == NULL || r->name == NULL) {
+        free(r->schema);
+        free(r->name);
+        return oom(err);
+    }
+    d->nrels++;
+    return true;
+}
+
+/* The relations of d that match: in schema (NULL: any) and named name
+ * (NULL: any). *found gets their number. */
+static bool tables_match(table_db *d, const char *schema, const char *name, int *found, pgbr_error *err)
+{
+    const char *params[2] = { schema, name };
+    PGresult *res = tables_query(d->conn,
+                                 TABLE_REL_SELECT "AND ($1::text IS NULL OR n.nspname = $1) "
+                                                  "AND ($2::text IS NULL OR c.relname = $2) "
+                                                  "ORDER BY n.nspname, c.relname",
+                                 2, params, err);
+    if (res == NULL)
+        return false;
+    bool ok = true;
+    *found = PQntuples(res);
+    for (int i = 0; ok && i < PQntuples(res); i++)
+        ok = tables_add(d, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+                        PQgetvalue(res, i, 3), true, err);
+    PQclear(res);
+    return ok;
+}
+
+/* One pattern, by the rules of docs/statements.md (BACKUP TABLE). */
+static bool tables_resolve(exec_job *job, PGconn *catalog, const backup_pattern *p, pgbr_error *err)
+{
+    backup_state *st = job->state;
+    table_db *d, *here;
+    bool exists = false, missing = false;
+    int found = 0;
+    if (p->star && p->nparts == 2) {                            /* d.s.* */
+        d = tables_db(job, catalog, p->parts[0], NULL, err);
+        if (d == NULL || !tables_schema_exists(d, p->parts[1], &exists, err))
+            return false;
+        if (!exists)
+            return pgbr_error_set(err, "3F000", "schema \"%s\" does not exist", p->parts[1]);
+        return tables_match(d, p->parts[1], NULL, &found, err);
+    }
+    if (!p->star && p->nparts == 3) {                           /* d.s.t */
+        d = tables_db(job, catalog, p->parts[0], NULL, err);
+        if (d == NULL || !tables_match(d, p->parts[1], p->parts[2], &found, err))
+            return false;
+        return found > 0 || table_not_found(p, err);
+    }
+    /* the other forms start in the current database */
+    if ((here = tables_db(job, catalog, st->current_db, NULL, err)) == NULL)
+        return false;
+    if (p->star && p->nparts == 0)                              /* * */
+        return tables_match(here, NULL, NULL, &found, err);
+    if (p->star && p->nparts == 1) {                            /* a.*: schema a, else database a */
+        if (!tables_schema_exists(here, p->parts[0], &exists, err))
+            return false;
+        if (exists)
+            return tables_match(here, p->parts[0], NULL, &found, err);
+        d = tables_db(job, catalog, p->parts[0], &missing, err);
+        if (d == NULL && missing) {
+            pgbr_error_set(err, "3F000", "schema \"%s\" does not exist", p->parts[0]);
+            pgbr_error_hint(err, "There is no schema \"%s\" in database \"%s\" and no database \"%s\".",
+                            p->parts[0], st->current_db, p->parts[0]);
+        }
+        return d != NULL && tables_match(d, NULL, NULL, &found, err);
+    }
+    if (p->nparts == 1) {                                       /* t: the first schema of the search path */
+        for (int i = 0; found == 0 && i < st->nsearch_path; i++)
+            if (!tables_match(here, st->search_path[i], p->parts[0], &found, err))
+                return false;
+    } else {                                                    /* a.t: schema a, else database a */
+        if (!tables_schema_exists(here, p->parts[0], &exists, err))
+            return false;
+        if (exists) {
+            if (!tables_match(here, p->parts[0], p->parts[1], &found, err))
+                return false;
+        } else {
+            d = tables_db(job, catalog, p->parts[0], &missing, err);
+            if (d == NULL && !missing)
+                return false;
+            if (d != NULL && !tables_match(d, "public", p->parts[1], &found, err))
+                return false;
+        }
+    }
+    return found > 0 || table_not_found(p, err);
+}
+
+/* "{oid,...}" of d's relations (all, or only the named ones), malloc'd. */
+static char *tables_oid_array(const table_db *d, bool named_only)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (f == NULL)
+        return NULL;
+    fputc('{', f);
+    bool first = true;
+    for (size_t i = 0; i < d->nrels; i++) {
+        if (named_only && !d->rels[i].named)
+            continue;
+        fprintf(f, "%s%" PRIu32, first ? "" : ",", d->rels[i].oid);
+        first = false;
+    }
+    fputc('}', f);
+    if (fclose(f) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+/* Non-admins: USAGE on the schema and SELECT on each relation a pattern
+ * named (sequences: SELECT or USAGE), worded as PostgreSQL words them. */
+static bool tables_check_privileges(exec_job *job, pgbr_error *err)
+{
+    static const char sql[] =
+        "SELECT format('%I.%I', n.nspname, c.relname), c.relkind, n.nspname, "
+        "       pg_catalog.has_schema_privilege($1, n.oid, 'USAGE'), "
+        "       CASE WHEN c.relkind = 'S' "
+        "            THEN pg_catalog.has_sequence_privilege($1, c.oid, 'SELECT') "
+        "                 OR pg_catalog.has_sequence_privilege($1, c.oid, 'USAGE') "
+        "            ELSE pg_catalog.has_table_privilege($1, c.oid, 'SELECT') END "
+        "FROM unnest($2::pg_catalog.oid[]) WITH ORDINALITY AS u(oid, o) "
+        "JOIN pg_catalog.pg_class c ON c.oid = u.oid "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace ORDER BY u.o";
+    backup_state *st = job->state;
+    for (size_t i = 0; i < st->ntdbs; i++) {
+        table_db *d = &st->tdbs[i];
+        char *oids = tables_oid_array(d, true);
+        if (oids == NULL)
+            return oom(err);
+        const char *params[2] = { job->user, oids };
+        PGresult *res = tables_query(d->conn, sql, 2, params, err);
+        free(oids);
+        if (res == NULL)
+            return false;
+        bool ok = true;
+        for (int r = 0; ok && r < PQntuples(res); r++) {
+            const char *kind = PQgetvalue(res, r, 1);
+            if (strcmp(PQgetvalue(res, r, 3), "t") != 0)
+                ok = pgbr_error_set(err, "42501", "permission denied for schema %s", PQgetvalue(res, r, 2));
+            else if (strcmp(PQgetvalue(res, r, 4), "t") != 0)
+                ok = pgbr_error_set(err, "42501", "permission denied for %s %s",
+                                    kind[0] == 'S'   ? "sequence"
+                                    : kind[0] == 'v' ? "view"
+                                    : kind[0] == 'm' ? "materialized view"
+                                    : kind[0] == 'f' ? "foreign table"
+                                                     : "table",
+                                    PQgetvalue(res, r, 0));
+        }
+        PQclear(res);
+        if (!ok) {
+            pgbr_error_hint(err, "BACKUP TABLE needs SELECT on each relation it names and USAGE on its schema, "
+                                 "or the admin role.");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The partitions (at every level) of the partitioned tables in the set,
+ * and the sequences owned by (a column of) a table in it. */
+static bool tables_expand(backup_state *st, pgbr_error *err)
+{
+    static const char sql[] =
+        "WITH sel AS (SELECT u.oid FROM unnest($1::pg_catalog.oid[]) AS u(oid)), "
+        "tabs AS (SELECT oid FROM sel "
+        "         UNION SELECT t.relid FROM sel JOIN pg_catalog.pg_class p ON p.oid = sel.oid AND p.relkind = 'p' "
+        "               CROSS JOIN LATERAL pg_catalog.pg_partition_tree(sel.oid) t), "
+        "seqs AS (SELECT d.objid AS oid FROM pg_catalog.pg_depend d JOIN tabs ON d.refobjid = tabs.oid "
+        "         JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S' "
+        "         WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass "
+        "           AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass "
+        "           AND d.deptype IN ('a', 'i')) " TABLE_REL_SELECT
+        "AND c.oid IN (SELECT oid FROM tabs UNION SELECT oid FROM seqs) ORDER BY n.nspname, c.relname";
+    for (size_t i = 0; i < st->ntdbs; i++) {
+        table_db *d = &st->tdbs[i];
+        if (d->nrels == 0)
+            continue;
+        char *oids = tables_oid_array(d, false);
+        if (oids == NULL)
+            return oom(err);
+        const char *params[1] = { oids };
+        PGresult *res = tables_query(d->conn, sql, 1, params, err);
+        free(oids);
+        if (res == NULL)
+            return false;
+        bool ok = true;
+        for (int r = 0; ok && r < PQntuples(res); r++)
+            ok = tables_add(d, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1), PQgetvalue(res, r, 2),
+                            PQgetvalue(res, r, 3), false, err);
+        PQclear(res);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static int by_schema_name(const void *a, const void *b)
+{
+    const backup_relation *x = a, *y = b;
+    int c = strcmp(x->schema, y->schema);
+    return c ? c : strcmp(x->name, y->name);
+}
+
+/* dbs and the engine's filters: the databases holding relations of the
+ * set, in the order they were first looked into. */
+static bool tables_plan(backup_state *st, pgbr_error *err)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < st->ntdbs; i++)
+        n += st->tdbs[i].nrels > 0;
+    if (n == 0)
+        return pgbr_error_set(err, "42P01", "table \"%s\" does not exist", st->given[0]);
+    for (int i = 0; i < st->ndbs; i++)
+        free(st->dbs[i]);
+    free(st->dbs);
+    st->ndbs = 0;
+    st->dbs = calloc(n, sizeof *st->dbs);
+    st->filters = calloc(n, sizeof *st->filters);
+    st->nfilters = calloc(n, sizeof *st->nfilters);
+    if (st->dbs == NULL || st->filters == NULL || st->nfilters == NULL)
+        return oom(err);
+    for (size_t i = 0; i < st->ntdbs; i++) {
+        table_db *d = &st->tdbs[i];
+        if (d->nrels == 0)
+            continue;
+        d->filter = calloc(d->nrels, sizeof *d->filter);
+        if (d->filter == NULL || (st->dbs[st->ndbs] = strdup(d->name)) == NULL)
+            return oom(err);
+        for (size_t k = 0; k < d->nrels; k++)
+            d->filter[k] = (backup_relation){ d->rels[k].schema, d->rels[k].name };
+        qsort(d->filter, d->nrels, sizeof *d->filter, by_schema_name);
+        st->filters[st->ndbs] = d->filter;
+        st->nfilters[st->ndbs] = d->nrels;
+        st->ndbs++;
+    }
+    return true;
+}
+
+/* BACKUP TABLE's checks: resolve the patterns, privileges (non-admins),
+ * the partitions and owned sequences, then the destination. */
+static bool tables_prepare(exec_job *job, PGconn *catalog, pgbr_error *err)
+{
+    backup_state *st = job->state;
+    bool ok = (st->given = calloc((size_t)st->npatterns + 1, sizeof *st->given)) != NULL || oom(err);
+    for (int i = 0; ok && i < st->npatterns; i++)
+        ok = (st->given[i] = pattern_text(catalog, &st->patterns[i], err)) != NULL;
+    for (int i = 0; ok && i < st->npatterns; i++)
+        ok = tables_resolve(job, catalog, &st->patterns[i], err);
+    ok = ok && (job->is_admin || tables_check_privileges(job, err)) && tables_expand(st, err) &&
+         tables_plan(st, err);
+    for (size_t i = 0; i < st->ntdbs; i++) {
+        if (st->tdbs[i].conn)
+            PQfinish(st->tdbs[i].conn);
+        st->tdbs[i].conn = NULL;
+    }
+    if (ok && pgbr_error_is_set(&st->dest_err)) {
+        pgbr_error_move(err, &st->dest_err);
+        return false;
+    }
+    return ok;
+}
+
 static bool backup_prepare(exec_job *job, struct pg_conn *conn, pgbr_error *err)
 {
     backup_state *st = job->state;
-    (void)conn;
-    if (!job->is_admin && !job_check_selects(job, err))
+    if (st->patterns) {
+        if (!tables_prepare(job, conn, err))
+            return false;
+    } else if (!job->is_admin && !job_check_selects(job, err)) {
         return false;
+    }
     /* the destination must be usable before a job exists */
     storage *s = storage_open(st->url, &job->storage, err);
     if (s == NULL)
@@ -146,6 +664,12 @@ static bool backup_work(exec_job *job, pgbr_error *err)
     br.conninfo = job->conninfo;
     br.databases = (const char *const *)st->dbs;
     br.ndatabases = (size_t)st->ndbs;
+    if (st->patterns) {
+        br.tables = (const backup_relation *const *)st->filters;
+        br.ntables = st->nfilters;
+        br.patterns = (const char *const *)st->given;
+        br.npatterns = (size_t)st->npatterns;
+    }
     br.cluster = st->cluster;
     br.collection_url = st->url;
     br.storage = &job->storage;
@@ -224,12 +748,52 @@ static void on_all_databases(exec_request *req, result_set *rs, pgbr_error *err)
     exec_job_submit(req);
 }
 
+/* BACKUP TABLE: the client's database and effective search path (one row
+ * per schema, in order; one row with a NULL schema when the path is empty). */
+static void on_table_context(exec_request *req, result_set *rs, pgbr_error *err)
+{
+    backup_state *job = req->job->state;
+    if (rs == NULL) {
+        exec_finish(req, NULL, err);
+        return;
+    }
+    bool ok = rs->nrows > 0 && result_set_value(rs, 0, 0) != NULL;
+    if (ok) {
+        job->current_db = strdup(result_set_value(rs, 0, 0));
+        job->search_path = calloc((size_t)rs->nrows, sizeof *job->search_path);
+        ok = job->current_db != NULL && job->search_path != NULL;
+    }
+    for (int i = 0; ok && i < rs->nrows; i++) {
+        const char *schema = result_set_value(rs, i, 1);
+        if (schema == NULL)
+            continue;
+        ok = (job->search_path[job->nsearch_path] = strdup(schema)) != NULL;
+        job->nsearch_path += ok;
+    }
+    result_set_free(rs);
+    if (!ok) {
+        exec_fail(req, "53200", "out of memory");
+        return;
+    }
+    exec_job_submit(req);
+}
+
 static void on_identity(exec_request *req)
 {
     backup_state *job = req->job->state;
     if (job->cluster && !req->is_admin) {
         exec_fail(req, "42501", "only users with the admin role or the BACKUP system privilege are allowed to "
                                 "perform full cluster backups");
+        return;
+    }
+    if (job->patterns) {
+        /* a refused destination is reported after the target checks */
+        exec_implicit_access_allowed(req, job->url, &job->dest_err);
+        exec_run_query(req,
+                       "SELECT pg_catalog.current_database(), u.s FROM (SELECT 1) AS one "
+                       "LEFT JOIN unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS u(s, o) ON true "
+                       "ORDER BY u.o",
+                       0, NULL, on_table_context);
         return;
     }
     if (!exec_check_implicit_access(req, job->url))
@@ -267,10 +831,6 @@ void exec_backup_job_start(exec_request *req, bool detached)
     backup_state *job;
     const char *url;
 
-    if (b->targets.kind == SQL_TARGET_TABLES) {
-        exec_fail_not_implemented(req, "BACKUP TABLE");
-        return;
-    }
     if (b->dest_kind != SQL_BACKUP_INTO) {
         exec_fail_not_implemented(req, b->dest_kind == SQL_BACKUP_TO ? "BACKUP ... TO" : "incremental BACKUP");
         return;
@@ -302,13 +862,25 @@ void exec_backup_job_start(exec_request *req, bool detached)
     job = calloc(1, sizeof *job);
     bool ok = job != NULL;
     if (ok) {
+        bool tables = b->targets.kind == SQL_TARGET_TABLES;
         job->url = strdup(url);
         job->cluster = b->targets.kind == SQL_TARGET_CLUSTER;
-        job->ndbs = job->cluster ? 0 : b->targets.n;
+        job->ndbs = job->cluster || tables ? 0 : b->targets.n;
         job->dbs = calloc((size_t)job->ndbs + 1, sizeof *job->dbs);
         ok = job->url != NULL && job->dbs != NULL;
         for (int i = 0; ok && i < job->ndbs; i++)
             ok = (job->dbs[i] = strdup(b->targets.databases[i])) != NULL;
+        if (ok && tables) {
+            job->patterns = calloc((size_t)b->targets.n + 1, sizeof *job->patterns);
+            ok = job->patterns != NULL;
+            for (int i = 0; ok && i < b->targets.n; i++) {
+                const sql_table_pattern *p = &b->targets.tables[i];
+                backup_pattern *c = &job->patterns[job->npatterns++];
+                c->star = p->star;
+                for (int j = 0; ok && j < p->nparts && j < 3; j++)
+                    ok = (c->parts[c->nparts++] = strdup(p->parts[j])) != NULL;
+            }
+        }
         if (!ok)
             state_free(job);
     }
