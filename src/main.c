@@ -41,6 +41,8 @@ static void apply_runtime_settings(const pgbr_config *cfg)
     ec.external_io_dir = cfg->external_io_dir;
     ec.job_conninfo = conninfo;
     ec.workers = cfg->workers;
+    ec.bundle_limit = (uint64_t)cfg->bundle_limit_kb * 1024;
+    ec.bundle_size = (uint64_t)cfg->bundle_size_kb * 1024;
     exec_configure(&ec);
     free(conninfo);
 }

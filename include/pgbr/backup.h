@@ -35,6 +35,8 @@
 #include "pgbr/layout.h"
 #include "pgbr/storage.h"
 
+#define BACKUP_BUNDLE_BYTES_DEFAULT (32ull * 1024 * 1024)
+
 /* Tables larger than this (pg_relation_size) are split into ctid ranges. */
 #define BACKUP_CHUNK_THRESHOLD_DEFAULT (64ull * 1024 * 1024)
 
@@ -76,6 +78,11 @@ typedef struct backup_request {
     const char *pg_dump_path;       /* NULL: /usr/lib/postgresql/<major>/bin/pg_dump,
                                      * else `pg_config --bindir`/pg_dump, else PATH */
     int zstd_level;                 /* 0: FILTER_ZSTD_LEVEL_DEFAULT */
+    /* Tables of at most bundle_table_max bytes (pg_relation_size) that are
+     * one chunk share bundle files of about bundle_bytes: one storage file
+     * holds their data files one after the other. 0: a file per table. */
+    uint64_t bundle_table_max;
+    uint64_t bundle_bytes;          /* 0: BACKUP_BUNDLE_BYTES_DEFAULT */
     /* Test hook: called once per database after every copy connection has
      * imported the snapshot and before any data is read. NULL: none. */
     void (*after_snapshot)(void *arg, const char *database, const char *snapshot);

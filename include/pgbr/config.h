@@ -24,6 +24,8 @@ typedef struct pgbr_config {
     int node_id;
     char *locality;
     int workers;
+    int bundle_limit_kb;       /* tables up to this size are bundled in a backup; 0: never */
+    int bundle_size_kb;        /* a bundle file's target size */
     char *metrics_listen;
     char *tls_cert;
     char *tls_key;

@@ -12,6 +12,7 @@
 #define PGBR_EXEC_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "pgbr/error.h"
 #include "pgbr/result.h"
@@ -109,6 +110,8 @@ typedef struct exec_config {
     const char *job_conninfo;
     /* --workers: parallel copy connections per database. */
     int workers;
+    /* --bundle-limit, --bundle-size in bytes (backup_request's). */
+    uint64_t bundle_limit, bundle_size;
 } exec_config;
 
 /*

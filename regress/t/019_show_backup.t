@@ -36,7 +36,10 @@ $pg->safe_psql(q{CREATE SCHEMA sales;
 $pg->safe_psql('CREATE DATABASE many');
 $pg->safe_psql(join('', map { "CREATE TABLE t$_ (a int); INSERT INTO t$_ VALUES ($_);" } 1 .. 12), dbname => 'many');
 
-my $pgbr = PgbrTest::Pgbr->new(pg => $pg, args => [ '--external-io-dir', $extern, '--admin-role', 'backup_admins' ]);
+# --bundle-limit 0: a data file per table, so files can be damaged one by one
+# (bundles are checked at the end)
+my $pgbr = PgbrTest::Pgbr->new(pg => $pg,
+	args => [ '--external-io-dir', $extern, '--admin-role', 'backup_admins', '--bundle-limit', '0' ]);
 
 sub ok_psql
 {

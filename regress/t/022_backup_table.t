@@ -127,13 +127,24 @@ sub oid_of
 }
 
 # The table oids that have data directories under data/<db>/.
+# The oids of the tables of database $db that have data files in the
+# backup at $dir (small tables share bundle files: the manifest says which
+# file and offset), each file present.
 sub data_dirs
 {
 	my ($dir, $db) = @_;
-	opendir(my $dh, "$dir/data/$db") or return '';
-	my @d = sort { $a <=> $b } grep { /^\d+$/ } readdir $dh;
-	closedir $dh;
-	return join ' ', @d;
+	my $m = JSON::PP::decode_json(slurp("$dir/BACKUP_MANIFEST"));
+	my @oids;
+	for my $d (grep { $_->{name} eq $db } @{ $m->{databases} })
+	{
+		for my $t (@{ $d->{tables} })
+		{
+			next unless @{ $t->{files} // [] };
+			next if grep { !-f "$dir/$_->{path}" } @{ $t->{files} };
+			push @oids, $t->{oid};
+		}
+	}
+	return join ' ', sort { $a <=> $b } @oids;
 }
 
 # --- t: the first schema of the search path -------------------------------------------------------

@@ -14,8 +14,8 @@
 #    sequence (skip_missing_sequences), a sequence without its owner
 #    (skip_missing_sequence_owners), a view without its table
 #    (skip_missing_views), a name not in the backup;
-#  - schema_only, and verify_backup_table_data over a flipped byte (XX001,
-#    nothing created);
+#  - schema_only, and verify_backup_table_data over a flipped byte in a
+#    table's byte range of a bundle file (XX001, nothing created);
 #  - pgbr killed with SIGKILL while the rows are loaded: the destination has
 #    nothing of the restore (one transaction), and the same restore then
 #    succeeds.
@@ -25,7 +25,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use PgbrTest;
 use Test::More;
-use File::Find ();
+use JSON::PP ();
 
 my $pg = PgbrTest::Postgres->new(conf => [ 'max_wal_size = 1GB' ]);
 my $extern = tempdir();
@@ -273,27 +273,39 @@ is(sum_of('t9', 'bulk'), $src{'public.bulk'}, 'with every row');
 # 7. a corrupt data file: XX001, nothing created (last: it damages the backup)
 # ---------------------------------------------------------------------------
 
-my @files;
-File::Find::find(sub { push @files, $File::Find::name if -f $_ && $File::Find::name =~ m{/data/shop/} }, "$extern/shop");
-my ($cust_oid) = $pg->safe_psql("SELECT 'public.customers'::regclass::oid", dbname => 'shop');
-my ($victim) = grep { m{/$cust_oid/0\.pgbr$} } @files;
-ok($victim, 'found the data file of customers');
+# small tables share bundle files: customers' data file is a byte range of one
+my ($subdir) = split /\n/, ($pgbr->psql("SHOW BACKUPS IN $COLL"))[1];
+my $bdir = "$extern/shop$subdir";
+my $manifest = JSON::PP::decode_json(PgbrTest::slurp("$bdir/BACKUP_MANIFEST"));
+my %file_of = map { ("$_->{schema}.$_->{name}" => $_->{files}[0]) } grep { @{ $_->{files} } } @{ $manifest->{databases}[0]{tables} };
+my $cf = $file_of{'public.customers'};
+like($cf->{path}, qr{^data/shop/bundle-\d+\.pgbr$}, 'customers is in a bundle file');
+is(scalar(grep { $_->{path} eq $cf->{path} } values %file_of), 5, 'with the four other small tables');
+ok((grep { ($_->{offset} // 0) > 0 } values %file_of), 'members after the first have their offset');
+like($file_of{'public.bulk'}{path}, qr{^data/shop/\d+/0\.pgbr$}, 'the big table has its own file');
 {
+	my $victim = "$bdir/$cf->{path}";
+	my $at = ($cf->{offset} // 0) + int($cf->{stored_bytes} / 2);
 	open(my $fh, '+<', $victim) or die "open $victim: $!";
 	binmode $fh;
-	my $size = -s $victim;
-	seek($fh, int($size / 2), 0);
+	seek($fh, $at, 0);
 	read($fh, my $b, 1);
-	seek($fh, int($size / 2), 0);
+	seek($fh, $at, 0);
 	print $fh chr(ord($b) ^ 0xff);
 	close $fh;
 }
 $pg->safe_psql('CREATE DATABASE t10');
 ($rc, $out, $err) = restore("RESTORE TABLE shop.public.customers FROM LATEST IN $COLL WITH into_db = 't10', schema_only, verify_backup_table_data");
-like($err, qr/ERROR:  XX001: backup file "nodelocal:\/\/0\/shop\/.*\/$cust_oid\/0\.pgbr" is corrupted/, 'verify_backup_table_data: XX001 naming the file');
+like($err, qr/ERROR:  XX001: backup file "nodelocal:\/\/0\/shop\/.*\/\Q$cf->{path}\E" is corrupted/, 'verify_backup_table_data: XX001 naming the file');
 ($rc, $out, $err) = restore("RESTORE TABLE shop.public.customers FROM LATEST IN $COLL WITH into_db = 't10'");
 like($err, qr/ERROR:  XX001: backup file .* is corrupted/, 'a restore of the corrupt file: XX001');
 ok(!exists_in('t10', 'customers'), 'nothing created');
+
+# check_files names a missing bundle once, not once per table in it
+unlink("$bdir/$cf->{path}") or die "unlink: $!";
+($rc, $out, $err) = $pgbr->psql("SHOW BACKUP FROM LATEST IN $COLL WITH check_files", @VERBOSE);
+like($err, qr/ERROR:  58P01: The following files are missing from the backup:\n\tnodelocal:\/\/0\/shop\Q$subdir\E\/\Q$cf->{path}\E\n(?!\t)/,
+	'check_files: the missing bundle file, listed once');
 
 $pgbr->stop;
 $pgbr->check_log_ok('pgbr');

@@ -130,6 +130,7 @@ typedef struct db_run {
     engine_chunk *chunks;
     size_t nchunks;
     size_t *order;
+    size_t nwork;                   /* entries of order: files to write */
     /* a table backup: the relations of this database it holds */
     bool filtered;                  /* false: the whole database */
     const backup_relation *filter;
@@ -434,11 +435,75 @@ static bool plan_chunks(db_run *r, pgbr_error *err)
     return true;
 }
 
+/*
+ * Many small tables, one file each, cost a storage object (a PUT on S3, an
+ * fsync locally) apiece: tables of at most req->bundle_table_max bytes that
+ * are one chunk are written one after the other into bundle files of about
+ * req->bundle_bytes ("data/<db>/bundle-<n>.pgbr"), each table's data file
+ * at its own offset (manifest "offset"), as pgBackRest bundles small files.
+ * r->order then lists only the files to write (a bundle by its first
+ * member), and r->nwork their number.
+ */
+static bool plan_bundles(db_run *r, pgbr_error *err)
+{
+    const uint64_t table_max = r->req->bundle_table_max;
+    const uint64_t bundle_bytes = r->req->bundle_bytes ? r->req->bundle_bytes : BACKUP_BUNDLE_BYTES_DEFAULT;
+    engine_chunk *head = NULL, *tail = NULL;
+    uint64_t bytes = 0;
+    size_t nbundles = 0, k = 0;
+    for (size_t i = 0; i < r->nchunks; i++) {
+        engine_chunk *c = &r->chunks[i];
+        bool single = c->first_block < 0 && (i + 1 == r->nchunks || r->chunks[i + 1].table != c->table);
+        if (!single || table_max == 0 || r->tables[c->table].size > table_max) {
+            r->order[k++] = i;
+            continue;
+        }
+        if (head == NULL || bytes + c->estimate > bundle_bytes) {
+            head = tail = c;
+            bytes = 0;
+            r->order[k++] = i;
+            nbundles++;
+        } else {
+            tail->next_in_file = c;
+            tail = c;
+        }
+        bytes += c->estimate;
+        char *path = NULL;
+        if (asprintf(&path, "%s/data/%s/bundle-%zu.pgbr", r->prefix, r->dbcomp, nbundles - 1) < 0)
+            return pgbr_error_set(err, "53200", "out of memory");
+        free(c->path);
+        c->path = path;
+    }
+    /* a bundle of one table is that table's own file again */
+    for (size_t j = 0; j < k; j++) {
+        engine_chunk *c = &r->chunks[r->order[j]];
+        if (c->next_in_file == NULL && strstr(c->path, "/bundle-") != NULL) {
+            const engine_table *t = &r->tables[c->table];
+            char *path = NULL;
+            if (asprintf(&path, "%s/data/%s/%" PRIu32 "/0.pgbr", r->prefix, r->dbcomp, t->oid) < 0)
+                return pgbr_error_set(err, "53200", "out of memory");
+            free(c->path);
+            c->path = path;
+        }
+    }
+    r->nwork = k;
+    return true;
+}
+
+/* The estimate of a file: its chunk's, or all of a bundle's members'. */
+static uint64_t file_estimate(const engine_chunk *c)
+{
+    uint64_t e = 0;
+    for (; c; c = c->next_in_file)
+        e += c->estimate ? c->estimate : 1;
+    return e;
+}
+
 static int by_estimate_desc(const void *a, const void *b, void *arg)
 {
-    const engine_chunk *chunks = arg;
-    uint64_t ea = chunks[*(const size_t *)a].estimate;
-    uint64_t eb = chunks[*(const size_t *)b].estimate;
+    const uint64_t *est = arg;
+    uint64_t ea = est[*(const size_t *)a];
+    uint64_t eb = est[*(const size_t *)b];
     if (ea != eb)
         return ea < eb ? 1 : -1;
     return *(const size_t *)a < *(const size_t *)b ? -1 : 1;
@@ -614,6 +679,7 @@ static bool add_tables(db_run *r, manifest_database *mdb, backup_result *out, pg
                 break;
             }
             f->stored_bytes = c->stored_bytes;
+            f->offset = c->offset;
             memcpy(f->sha256, c->sha256, sizeof(f->sha256));
             f->rows = c->rows;
             f->raw_bytes = c->raw_bytes;
@@ -674,11 +740,24 @@ static bool backup_database(const backup_request *req, const char *prefix, stora
         req->after_snapshot(req->after_snapshot_arg, r.dbname, r.snapshot);
 
     /* largest chunks first, so the last ones to finish are small */
-    qsort_r(r.order, r.nchunks, sizeof(size_t), by_estimate_desc, r.chunks);
+    if (!plan_bundles(&r, err))
+        goto done;
+    {
+        uint64_t *est = calloc(r.nchunks ? r.nchunks : 1, sizeof *est);
+        if (!est) {
+            pgbr_error_set(err, "53200", "out of memory");
+            goto done;
+        }
+        for (size_t j = 0; j < r.nwork; j++)
+            est[r.order[j]] = file_estimate(&r.chunks[r.order[j]]);
+        qsort_r(r.order, r.nwork, sizeof(size_t), by_estimate_desc, est);
+        free(est);
+    }
     cp.tables = r.tables;
     cp.chunks = r.chunks;
     cp.nchunks = r.nchunks;
     cp.order = r.order;
+    cp.norder = r.nwork;
     cp.conns = r.conns;
     cp.nconns = r.nconns;
     cp.progress = progress;

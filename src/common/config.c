@@ -49,6 +49,9 @@ static const opt_def opt_defs[] = {
     { "node-id", OPT_INT, OFF(node_id), "N", "this node's id (default 1)" },
     { "locality", OPT_STR, OFF(locality), "K=V[,K=V...]", "this node's locality tiers" },
     { "workers", OPT_INT, OFF(workers), "N", "worker threads (default: number of CPUs)" },
+    { "bundle-limit", OPT_INT, OFF(bundle_limit_kb), "KB",
+      "tables up to this size share bundle files in a backup (default 1024; 0: a file per table)" },
+    { "bundle-size", OPT_INT, OFF(bundle_size_kb), "KB", "size a bundle file grows to (default 32768)" },
     { "metrics-listen", OPT_STR, OFF(metrics_listen), "HOST:PORT", "serve Prometheus /metrics here" },
     { "tls-cert", OPT_STR, OFF(tls_cert), "FILE", "certificate for TLS to clients (PEM)" },
     { "tls-key", OPT_STR, OFF(tls_key), "FILE", "private key for TLS to clients (PEM)" },
@@ -100,6 +103,8 @@ static void set_defaults(pgbr_config *cfg)
     cfg->admin_role = strdup("pgbr_admin");
     cfg->node_id = 1;
     cfg->workers = ncpu > 0 ? (int)ncpu : 2;
+    cfg->bundle_limit_kb = 1024;
+    cfg->bundle_size_kb = 32768;
     cfg->log_level = strdup("info");
     cfg->max_client_conn = 1000;
 }
@@ -216,6 +221,8 @@ static bool validate(pgbr_config *cfg, pgbr_error *err)
         return pgbr_error_set(err, "22023", "--tls-cert and --tls-key must be given together");
     if (cfg->workers < 1)
         return pgbr_error_set(err, "22023", "--workers must be at least 1");
+    if (cfg->bundle_limit_kb < 0 || cfg->bundle_size_kb < 1)
+        return pgbr_error_set(err, "22023", "--bundle-limit must be at least 0 and --bundle-size at least 1");
     if (cfg->upstream_port < 1 || cfg->upstream_port > 65535)
         return pgbr_error_set(err, "22023", "invalid upstream port %d", cfg->upstream_port);
     if (cfg->max_client_conn < 1)

@@ -677,6 +677,8 @@ static bool backup_work(exec_job *job, pgbr_error *err)
     clock_gettime(CLOCK_REALTIME, &ts);
     br.end_time_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
     br.workers = job->workers;
+    br.bundle_table_max = job->bundle_limit;
+    br.bundle_bytes = job->bundle_size;
     if (getenv("PGBR_TEST_SNAPSHOT_DIR") != NULL) {
         br.after_snapshot = test_snapshot_hook;
         br.after_snapshot_arg = getenv("PGBR_TEST_SNAPSHOT_DIR");

@@ -25,6 +25,7 @@ static int exec_node_id;
 static char *exec_external_io_dir;
 static char *exec_job_conninfo;
 static int exec_workers;
+static uint64_t exec_bundle_limit = 1024 * 1024, exec_bundle_size = 32 * 1024 * 1024;
 
 void exec_configure(const exec_config *cfg)
 {
@@ -43,6 +44,8 @@ void exec_configure(const exec_config *cfg)
         exec_external_io_dir = strdup(cfg->external_io_dir);
     exec_node_id = cfg->node_id;
     exec_workers = cfg->workers;
+    exec_bundle_limit = cfg->bundle_limit;
+    exec_bundle_size = cfg->bundle_size;
     if (cfg->job_conninfo != NULL)
         exec_job_conninfo = strdup(cfg->job_conninfo);
 }
@@ -487,6 +490,8 @@ exec_request *exec_start(const sql_stmt *stmt, const char *text, const exec_para
     if (exec_job_conninfo != NULL)
         req->job_conninfo = exec_xalloc(strdup(exec_job_conninfo));
     req->workers = exec_workers;
+    req->bundle_limit = exec_bundle_limit;
+    req->bundle_size = exec_bundle_size;
     if (params != NULL && params->n > 0) {
         req->nparams = params->n;
         req->params = exec_xalloc(calloc((size_t)params->n, sizeof *req->params));

@@ -100,6 +100,7 @@ struct exec_job {
     char *external_io_dir;
     int node_id;
     int workers;
+    uint64_t bundle_limit, bundle_size;
     storage_config storage;     /* points into this struct */
     struct pg_conn *conn;       /* the worker's catalog connection, during run */
     time_t last_progress;
@@ -151,6 +152,7 @@ struct exec_request {
     char *external_io_dir;         /* configuration at exec_start */
     char *job_conninfo;            /* configuration at exec_start */
     int workers;
+    uint64_t bundle_limit, bundle_size;    /* configuration at exec_start */
     exec_job *job;                 /* BACKUP/RESTORE: the job until it runs on its own */
     exec_jobs_state jobs;
     exec_backups_state backups;

@@ -44,6 +44,8 @@ exec_job *exec_job_new(exec_request *req, const exec_job_ops *ops, void *state, 
     job->external_io_dir = req->external_io_dir ? strdup(req->external_io_dir) : NULL;
     job->node_id = req->node_id;
     job->workers = req->workers;
+    job->bundle_limit = req->bundle_limit;
+    job->bundle_size = req->bundle_size;
     job->storage.external_io_dir = job->external_io_dir;
     job->storage.node_id = job->node_id;
     return job;
