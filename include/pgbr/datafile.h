@@ -4,19 +4,40 @@
  * compressed; AES-256-GCM encrypted once encryption lands), then an end frame
  * with the totals so truncation is detected.
  *
+ * Compression is chosen per file (header byte 10): NONE stores the rows as
+ * they are, ZSTD stores each frame's rows as one zstd frame, ZSTD_COLUMNS
+ * (the default) gives each frame's payload a layout byte and stores the frame
+ * either column-major or by rows:
+ *
+ *   rows     u8 0, then one zstd frame of the raw rows
+ *   columns  u8 1, u32 columns C, u32 lines L, C x u32 column lengths (the
+ *            bytes of its L values and their LFs), then one zstd frame of
+ *            raw-length bytes: the L values of column 0, each followed by
+ *            LF, then the L values of column 1, ...
+ *
+ * The writer splits a frame's raw bytes at TAB and LF (COPY text escapes both
+ * inside values, so the split is exact) and stores it by columns when every
+ * line has the same number (2 .. DATAFILE_MAX_COLUMNS) of fields and the last
+ * line ends with LF; any other frame (binary COPY bytes, one column, ...) is
+ * stored by rows. Each value keeps one terminator byte, so the column-major
+ * bytes are exactly as long as the rows; the reader transposes them back to
+ * the very same bytes, so what it hands on never depends on the layout.
+ *
  * The writer is fed row-aligned chunks of COPY data and emits the file's bytes
  * to a filter_sink_fn (typically a filter chain: sha256 -> count -> storage).
  * It never splits a chunk: a frame is cut before a chunk that would take it
  * past the frame target (1 MiB of raw rows by default), so a frame holds at
  * most max(target, largest chunk) raw bytes; pass rows (or small batches of
- * rows) per call.
+ * rows) per call. Its memory is one raw frame, one compressed frame and, for
+ * ZSTD_COLUMNS, one more raw frame for the transposition.
  *
  * The reader is fed the file's bytes in pieces of any size and calls back
  * once per frame with that frame's decompressed rows, so a restore can hand
  * whole rows to COPY FROM frame by frame. Its memory is one stored frame plus
- * one raw frame. Every length in the file is hostile: any malformation fails
- * with SQLSTATE XX001 `backup file "<name>" is corrupted: <why>`, with the
- * byte offset in the DETAIL.
+ * one raw frame (two for a column-major frame). Every length and count in the
+ * file is hostile: any malformation fails with SQLSTATE XX001 `backup file
+ * "<name>" is corrupted: <why>`, with the byte offset in the DETAIL. It reads
+ * every compression above, so files written before ZSTD_COLUMNS still read.
  *
  * Not thread-safe: a writer or reader belongs to one thread (a worker job).
  */
@@ -49,8 +70,18 @@
 
 typedef enum datafile_compression {
     DATAFILE_COMPRESSION_NONE = 0,
-    DATAFILE_COMPRESSION_ZSTD = 1
+    DATAFILE_COMPRESSION_ZSTD = 1,
+    DATAFILE_COMPRESSION_ZSTD_COLUMNS = 2   /* per frame: column-major or rows, then zstd */
 } datafile_compression;
+
+/* A ZSTD_COLUMNS frame's layout: the first byte of its payload. */
+#define DATAFILE_LAYOUT_ROWS 0
+#define DATAFILE_LAYOUT_COLUMNS 1
+/* Bytes before the zstd frame of a column-major payload of c columns. */
+#define DATAFILE_COLUMNS_HEAD_SIZE(c) (9 + 4 * (size_t)(c))
+/* The most columns a column-major frame has: PostgreSQL's
+ * MaxTupleAttributeNumber, the widest row COPY can produce. */
+#define DATAFILE_MAX_COLUMNS 1664
 
 typedef enum datafile_encryption {
     DATAFILE_ENCRYPTION_NONE = 0,
@@ -73,15 +104,16 @@ typedef struct datafile_writer_options {
     size_t frame_target;                /* 0: DATAFILE_FRAME_TARGET */
 } datafile_writer_options;
 
-/* The defaults: zstd level 1, 1 MiB frames (what opts == NULL means). */
-#define DATAFILE_WRITER_OPTIONS_DEFAULT { DATAFILE_COMPRESSION_ZSTD, 0, 0 }
+/* The defaults: column-major zstd level 1, 1 MiB frames (what opts == NULL
+ * means). */
+#define DATAFILE_WRITER_OPTIONS_DEFAULT { DATAFILE_COMPRESSION_ZSTD_COLUMNS, 0, 0 }
 
 typedef struct datafile_writer datafile_writer;
 
 /*
- * A writer emitting to sink(sink_arg, ...). opts may be NULL (zstd level 1,
- * 1 MiB frames). The header is emitted with the first chunk or at finish.
- * NULL with err set on bad options (22023) or out of memory.
+ * A writer emitting to sink(sink_arg, ...). opts may be NULL (column-major
+ * zstd level 1, 1 MiB frames). The header is emitted with the first chunk or
+ * at finish. NULL with err set on bad options (22023) or out of memory.
  */
 datafile_writer *datafile_writer_new(filter_sink_fn sink, void *sink_arg,
                                      const datafile_writer_options *opts, pgbr_error *err);

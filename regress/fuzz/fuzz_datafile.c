@@ -8,7 +8,10 @@
  *           recomputed, so the fuzzer reaches the checks behind the CRCs
  *           (lengths, zstd payloads, totals) instead of stopping at them
  *   mode 2  the input as COPY rows (split at newlines): written with the
- *           writer, read back, and required to come back identical
+ *           writer (zstd), read back, and required to come back identical
+ *   mode 3  the same without compression
+ *   mode 4  the same with column-major zstd frames (TAB-separated values;
+ *           frames of other shapes fall back to rows)
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -87,7 +90,8 @@ static bool fuzz_read(const unsigned char *p, size_t len, size_t piece, fuzz_got
     return ok;
 }
 
-static void fuzz_round_trip(const unsigned char *p, size_t len, size_t piece, bool compress)
+static void fuzz_round_trip(const unsigned char *p, size_t len, size_t piece,
+                            datafile_compression compression)
 {
     datafile_writer_options o = DATAFILE_WRITER_OPTIONS_DEFAULT;
     pgbr_error err = PGBR_ERROR_INIT;
@@ -98,7 +102,7 @@ static void fuzz_round_trip(const unsigned char *p, size_t len, size_t piece, bo
     size_t start = 0;
     uint64_t rows = 0;
 
-    o.compression = compress ? DATAFILE_COMPRESSION_ZSTD : DATAFILE_COMPRESSION_NONE;
+    o.compression = compression;
     o.frame_target = 64 + piece * 4;
     w = datafile_writer_new(pgbr_buf_sink, &file, &o, &err);
     if (w == NULL)
@@ -135,7 +139,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     piece = (size_t)data[1] + 1;
     if (data[1] == 255)
         piece = SIZE_MAX;
-    switch (data[0] % 4) {
+    switch (data[0] % 5) {
     case 0:
         fuzz_read(data + 2, size - 2, piece, &g, NULL);
         break;
@@ -147,7 +151,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(copy);
         break;
     default:
-        fuzz_round_trip(data + 2, size - 2, piece == SIZE_MAX ? 4096 : piece, data[0] % 4 == 2);
+        fuzz_round_trip(data + 2, size - 2, piece == SIZE_MAX ? 4096 : piece,
+                        data[0] % 5 == 2 ? DATAFILE_COMPRESSION_ZSTD :
+                        data[0] % 5 == 3 ? DATAFILE_COMPRESSION_NONE :
+                        DATAFILE_COMPRESSION_ZSTD_COLUMNS);
         break;
     }
     pgbr_buf_free(&g.data);
