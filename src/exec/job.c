@@ -208,7 +208,7 @@ static void result_row(exec_request *req, exec_job *job)
     row[4] = idx;
     row[5] = bytes;
     result_set_add_row(rs, row);
-    result_set_set_tag(rs, tag ? tag : "SELECT 1");
+    result_set_set_tag(rs, "%s", tag ? tag : "SELECT 1");
     free(tag);
     exec_finish(req, rs, NULL);
 }
@@ -249,7 +249,7 @@ static void insert_after(exec_request *req)
         char *tag = job_tag(job);
         snprintf(id, sizeof id, "%" PRId64, job->id);
         result_set_add_row(rs, row);
-        result_set_set_tag(rs, tag ? tag : "SELECT 1");
+        result_set_set_tag(rs, "%s", tag ? tag : "SELECT 1");
         free(tag);
         req->job = NULL;            /* the job now lives on its own */
         pool_submit(detached_work, detached_done, job);
