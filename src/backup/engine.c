@@ -836,7 +836,7 @@ done:
     return ok;
 }
 
-/* A whole-server backup keeps the roles, as pg_dumpall --roles-only gives
+/* A whole-server backup keeps the globals, as pg_dumpall --globals-only gives
  * them (with their password hashes, as pg_dumpall does). */
 static bool backup_roles(const backup_request *req, const char *prefix, storage *st, manifest *m,
                          backup_result *out, pgbr_error *err)

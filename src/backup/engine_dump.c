@@ -62,7 +62,7 @@ bool engine_dump_schema(const char *pg_dump, const char *conninfo, const char *d
 bool engine_dump_roles(const char *pg_dumpall, const char *conninfo, storage *st, const char *path,
                        uint64_t *stored_bytes, char sha256[65], pgbr_error *err)
 {
-    const char *args[] = { "--roles-only", "--no-sync", NULL };
-    return dump_to_storage(pg_dumpall, args, conninfo, NULL, "pg_dumpall --roles-only", st, path,
+    const char *args[] = { "--globals-only", "--no-sync", NULL };
+    return dump_to_storage(pg_dumpall, args, conninfo, NULL, "pg_dumpall --globals-only", st, path,
                            stored_bytes, sha256, err);
 }

@@ -25,7 +25,8 @@
 bool engine_dump_schema(const char *pg_dump, const char *conninfo, const char *dbname,
                         const char *snapshot, storage *st, const char *path,
                         uint64_t *stored_bytes, char sha256[65], pgbr_error *err);
-/* Run pg_dumpall --roles-only (roles, memberships, role settings) into
+/* Run pg_dumpall --globals-only (roles, memberships, role settings,
+ * tablespaces, parameter grants) into
  * storage file path, likewise. */
 bool engine_dump_roles(const char *pg_dumpall, const char *conninfo, storage *st, const char *path,
                        uint64_t *stored_bytes, char sha256[65], pgbr_error *err);

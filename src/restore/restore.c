@@ -482,6 +482,7 @@ static bool run_pg_restore(restore_plan *p, size_t i, const char *dump, const ch
     args[n++] = sect;
     args[n++] = "--exit-on-error";
     args[n++] = "--no-password";
+    args[n++] = "--no-tablespaces";     /* into the default tablespace (docs/restore.md) */
     if (jobs > 1) {
         args[n++] = "-j";
         args[n++] = jarg;
@@ -738,8 +739,21 @@ static char *created_role(const char *stmt)
     return out;
 }
 
-/* Run pg_dumpall --roles-only's statements one by one: roles that exist
- * already (the bootstrap superuser) are kept as they are. */
+/* A tablespace statement of pg_dumpall --globals-only: recorded in the
+ * backup, not replayed (its directory belongs to the source server; the
+ * objects are restored into the default tablespace, pg_restore
+ * --no-tablespaces). */
+static bool tablespace_statement(const char *sql)
+{
+    if (strncmp(sql, "CREATE TABLESPACE ", 18) == 0 || strncmp(sql, "ALTER TABLESPACE ", 17) == 0 ||
+        strncmp(sql, "COMMENT ON TABLESPACE ", 22) == 0 || strncmp(sql, "SECURITY LABEL FOR ", 19) == 0)
+        return strncmp(sql, "SECURITY LABEL FOR ", 19) != 0 || strstr(sql, " ON TABLESPACE ") != NULL;
+    return (strncmp(sql, "GRANT ", 6) == 0 || strncmp(sql, "REVOKE ", 7) == 0) && strstr(sql, " ON TABLESPACE ") != NULL;
+}
+
+/* Run pg_dumpall --globals-only's statements one by one: roles that exist
+ * already (the bootstrap superuser) are kept as they are; tablespaces are
+ * not recreated. */
 static bool restore_roles(restore_plan *p, pgbr_error *err)
 {
     const manifest *m = p->m;
@@ -779,6 +793,11 @@ static bool restore_roles(restore_plan *p, pgbr_error *err)
             continue;
         ok = pgbr_buf_append(&stmt, "", 1, err);
         const char *sql = (const char *)stmt.data;
+        if (ok && tablespace_statement(sql)) {
+            log_info("restore job %" PRId64 ": not recreating a tablespace: %.120s", p->req->job_id, sql);
+            pgbr_buf_reset(&stmt);
+            continue;
+        }
         bool create = ok && strncmp(sql, "CREATE ROLE ", 12) == 0;
         PGresult *res = ok ? PQexec(p->admin, sql) : NULL;
         const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;

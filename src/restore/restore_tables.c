@@ -1172,6 +1172,7 @@ static bool section_sql(restore_plan *p, table_group *g, const char *section, pg
     argv[n++] = sect;
     argv[n++] = listarg;
     argv[n++] = "--file=-";
+    argv[n++] = "--no-tablespaces";
     if (g->no_owner)
         argv[n++] = "--no-owner";
     if (g->no_acl)
