@@ -83,6 +83,11 @@ typedef struct backup_request {
      * holds their data files one after the other. 0: a file per table. */
     uint64_t bundle_table_max;
     uint64_t bundle_bytes;          /* 0: BACKUP_BUNDLE_BYTES_DEFAULT */
+    /* Start a chain's change stream (docs/incremental.md): when the server
+     * has wal_level = logical, each database gets a publication
+     * "pgbr_<job id>" and a pgoutput slot "pgbr_<job id>_<n>" whose exported
+     * snapshot the backup copies under; both are dropped if it fails. */
+    bool change_stream;
     /* Test hook: called once per database after every copy connection has
      * imported the snapshot and before any data is read. NULL: none. */
     void (*after_snapshot)(void *arg, const char *database, const char *snapshot);

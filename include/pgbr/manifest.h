@@ -133,6 +133,17 @@ typedef struct manifest_database {
     size_t ntables;
     manifest_sequence **sequences;
     size_t nsequences;
+    /* optional (NULL / empty = absent), the change stream of a chain
+     * (docs/incremental.md): the logical replication slot and publication
+     * the full backup created in this database, the LSN this layer's data
+     * of the database is consistent at, and an incremental layer's change
+     * files (change lines, docs/format.md) with their transaction count */
+    char *slot_name;
+    char *publication;
+    char *end_lsn;
+    manifest_file **changes;
+    size_t nchanges;
+    uint64_t change_transactions;
 } manifest_database;
 
 typedef struct manifest {
@@ -176,6 +187,7 @@ manifest_sequence *manifest_database_add_sequence(manifest_database *db, const c
 bool manifest_table_add_column(manifest_table *t, const char *name, const char *type,
                                pgbr_error *err);
 manifest_file *manifest_table_add_file(manifest_table *t, const char *path, pgbr_error *err);
+manifest_file *manifest_database_add_change_file(manifest_database *db, const char *path, pgbr_error *err);
 
 /*
  * The JSON text of m (keys in a fixed order, two-space indentation, a final

@@ -78,6 +78,15 @@ static manifest *sample(bool incremental)
     s->is_called = true;
     s = manifest_database_add_sequence(db, "public", "other_seq", &err);
     s->last_value = 42;
+    manifest_set_string(&db->slot_name, "pgbr_913000000000000001_0", &err);
+    manifest_set_string(&db->publication, "pgbr_913000000000000001", &err);
+    manifest_set_string(&db->end_lsn, "0/1A2B3C4", &err);
+    f = manifest_database_add_change_file(db, "changes/bank/0.pgbr", &err);
+    f->stored_bytes = 77;
+    snprintf(f->sha256, sizeof f->sha256, "%s", SHA_A);
+    f->rows = 12;
+    f->raw_bytes = 300;
+    db->change_transactions = 3;
 
     db = manifest_add_database(m, "shop", &err);
     manifest_set_string(&db->schema_file, "schema/shop.dump", &err);
@@ -217,7 +226,8 @@ static void mutate_all(json_t *root, json_t *node, const char *path)
             value = json_incref(json_object_get(node, key));
             snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", key);
             /* optional keys (docs/format.md) may be absent */
-            static const char *const optional[] = { "offset", "globals_file", "globals_sha256", "schema_sha256", "owner",
+            static const char *const optional[] = { "offset", "slot_name", "publication", "end_lsn", "changes",
+                                                    "change_transactions", "globals_file", "globals_sha256", "schema_sha256", "owner",
                                                     "encoding", "lc_collate", "lc_ctype", "icu_locale" };
             bool is_optional = false;
             for (size_t o = 0; o < sizeof optional / sizeof optional[0]; o++)

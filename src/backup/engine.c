@@ -112,6 +112,49 @@ char *backup_path_component(const char *name)
 }
 
 /* Everything one database's backup holds while it runs. */
+/* The slots and publications this backup created, dropped again when it
+ * fails. */
+typedef struct stream_list {
+    char **db, **slot, **pub;
+    size_t n;
+} stream_list;
+
+static bool stream_list_add(stream_list *l, const char *db, const char *slot, const char *pub)
+{
+    char **d = realloc(l->db, (l->n + 1) * sizeof *d);
+    if (d)
+        l->db = d;
+    char **s2 = d ? realloc(l->slot, (l->n + 1) * sizeof *s2) : NULL;
+    if (s2)
+        l->slot = s2;
+    char **p = s2 ? realloc(l->pub, (l->n + 1) * sizeof *p) : NULL;
+    if (p)
+        l->pub = p;
+    if (!p)
+        return false;
+    l->db[l->n] = strdup(db);
+    l->slot[l->n] = slot ? strdup(slot) : NULL;
+    l->pub[l->n] = pub ? strdup(pub) : NULL;
+    l->n++;
+    return l->db[l->n - 1] != NULL;
+}
+
+/* conninfo NULL: only forget them (the backup succeeded). */
+static void stream_list_drop(stream_list *l, const char *conninfo)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        if (conninfo && l->db[i])
+            engine_stream_drop(conninfo, l->db[i], l->slot[i], l->pub[i]);
+        free(l->db[i]);
+        free(l->slot[i]);
+        free(l->pub[i]);
+    }
+    free(l->db);
+    free(l->slot);
+    free(l->pub);
+    memset(l, 0, sizeof *l);
+}
+
 typedef struct db_run {
     const backup_request *req;
     const char *dbname;
@@ -140,10 +183,15 @@ typedef struct db_run {
     char *oids_table;               /* "0, <oid>, ...": c.oid IN (...) per kind */
     char *oids_sequence;
     char *oids_matview;
+    size_t dbi;                     /* index in req->databases */
+    stream_list *created;           /* backup_run's list of slots to drop on failure */
+    engine_stream stream;           /* the chain's slot, when this full backup created one */
+    bool have_stream;
 } db_run;
 
 static void db_run_free(db_run *r)
 {
+    engine_stream_free(&r->stream);
     for (int i = 0; i < r->nconns; i++)
         if (r->conns[i])
             PQfinish(r->conns[i]);
@@ -183,6 +231,8 @@ static PGresult *query(PGconn *conn, const char *sql, pgbr_error *err)
 }
 
 /* Export the snapshot, then have every copy connection import it. */
+static bool import_snapshot(db_run *r, pgbr_error *err);
+
 static bool take_snapshot(db_run *r, pgbr_error *err)
 {
     r->exporter = pgclient_connect(r->req->conninfo, r->dbname, "pgbr backup", err);
@@ -194,6 +244,43 @@ static bool take_snapshot(db_run *r, pgbr_error *err)
     if (r->server_num < 120000)
         return pgbr_error_set(err, "0A000", "pgbr backups need PostgreSQL 12 or later (server is %s)",
                               r->server_version ? r->server_version : "?");
+    if (r->req->change_stream) {
+        /* a chain's full backup: the slot exports the snapshot, so the
+         * rows and the change stream start at the same point */
+        char slot[64], pub[64];
+        snprintf(slot, sizeof slot, "pgbr_%" PRId64 "_%zu", r->req->job_id, r->dbi);
+        snprintf(pub, sizeof pub, "pgbr_%" PRId64, r->req->job_id);
+        bool ok = engine_stream_create(r->exporter, r->req->conninfo, r->dbname, slot, pub, r->filter, r->nfilter,
+                                       r->filtered, &r->stream, &r->have_stream, err);
+        if (r->stream.created_slot || r->stream.created_pub) {
+            /* from here a failure must drop them (backup_run does) */
+            if (r->created && !stream_list_add(r->created, r->dbname, r->stream.created_slot ? slot : NULL,
+                                               r->stream.created_pub ? pub : NULL))
+                ok = pgbr_error_set(err, "53200", "out of memory");
+        }
+        if (!ok)
+            return false;
+    }
+    if (r->have_stream) {
+        r->snapshot = strdup(r->stream.snapshot);
+        r->lsn = strdup(r->stream.lsn);
+        if (!r->snapshot || !r->lsn)
+            return pgbr_error_set(err, "53200", "out of memory");
+        char *lit = PQescapeLiteral(r->exporter, r->snapshot, strlen(r->snapshot));
+        char *sql = NULL;
+        bool ok = lit && asprintf(&sql, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT %s",
+                                  lit) >= 0;
+        PQfreemem(lit);
+        if (!ok) {
+            free(sql);
+            return pgbr_error_set(err, "53200", "out of memory");
+        }
+        ok = pgclient_exec(r->exporter, sql, err);
+        free(sql);
+        if (!ok)
+            return false;
+        return import_snapshot(r, err);
+    }
     if (!pgclient_exec(r->exporter, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", err))
         return false;
     PGresult *res = query(r->exporter,
@@ -207,8 +294,12 @@ static bool take_snapshot(db_run *r, pgbr_error *err)
     PQclear(res);
     if (!r->snapshot || !r->lsn)
         return pgbr_error_set(err, "53200", "out of memory");
+    return import_snapshot(r, err);
+}
 
-    /* the exporter now only waits: every copy connection imports */
+/* Every copy connection imports the snapshot (the exporter only waits). */
+static bool import_snapshot(db_run *r, pgbr_error *err)
+{
     char *lit = PQescapeLiteral(r->exporter, r->snapshot, strlen(r->snapshot));
     char *set_sql = NULL;
     if (!lit || asprintf(&set_sql, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; "
@@ -709,10 +800,11 @@ static bool add_resolved_targets(const db_run *r, manifest *m, pgbr_error *err)
 }
 
 static bool backup_database(const backup_request *req, const char *prefix, storage *st,
-                            size_t dbi, manifest *m, backup_progress_fn progress, void *arg,
-                            backup_result *out, pgbr_error *err)
+                            size_t dbi, manifest *m, stream_list *created, backup_progress_fn progress,
+                            void *arg, backup_result *out, pgbr_error *err)
 {
-    db_run r = { .req = req, .dbname = req->databases[dbi], .prefix = prefix, .st = st };
+    db_run r = { .req = req, .dbname = req->databases[dbi], .prefix = prefix, .st = st, .dbi = dbi,
+                 .created = created };
     if (req->tables) {
         r.filtered = true;
         r.filter = req->tables[dbi];
@@ -813,7 +905,9 @@ static bool backup_database(const backup_request *req, const char *prefix, stora
          manifest_set_string(&mdb->schema_sha256, schema_sha, err) &&
          add_tables(&r, mdb, out, err) && add_database_properties(&r, mdb, err) &&
          add_sequences(&r, mdb, err) && add_resolved_targets(&r, m, err) &&
-         manifest_set_string(&m->end_lsn, r.lsn, err) &&
+         manifest_set_string(&m->end_lsn, r.lsn, err) && manifest_set_string(&mdb->end_lsn, r.lsn, err) &&
+         (!r.have_stream || (manifest_set_string(&mdb->slot_name, r.stream.slot, err) &&
+                             manifest_set_string(&mdb->publication, r.stream.publication, err))) &&
          manifest_set_string(&m->server_version, r.server_version, err);
     free(schema_rel);
     m->server_version_num = r.server_num;
@@ -867,6 +961,34 @@ static bool backup_roles(const backup_request *req, const char *prefix, storage 
     return ok;
 }
 
+/*
+ * A new full backup in a collection supersedes the chain LATEST pointed to:
+ * its slots and publications are dropped, so WAL is held for one chain per
+ * collection, not for every full backup ever taken (docs/incremental.md).
+ * That chain can no longer be extended (its next incremental says the
+ * chain is broken). Best effort: failures are logged.
+ */
+static void supersede_chain(const backup_request *req, storage *st, const char *previous)
+{
+    pgbr_error e = PGBR_ERROR_INIT;
+    manifest *old = layout_read_manifest(st, previous, NULL, NULL, &e);
+    if (!old) {
+        log_warning("backup job %" PRId64 ": could not read the previous chain %s to release its replication "
+                    "slots: %s", req->job_id, previous, e.message ? e.message : "");
+        pgbr_error_clear(&e);
+        return;
+    }
+    for (size_t i = 0; i < old->ndatabases; i++) {
+        const manifest_database *d = old->databases[i];
+        if (!d->slot_name && !d->publication)
+            continue;
+        log_info("backup job %" PRId64 ": chain %s is superseded: releasing its change stream in database \"%s\"",
+                 req->job_id, previous, d->name);
+        engine_stream_drop(req->conninfo, d->name, d->slot_name, d->publication);
+    }
+    manifest_free(old);
+}
+
 static int64_t now_us(void)
 {
     struct timespec ts;
@@ -912,6 +1034,7 @@ bool backup_run(const backup_request *req, backup_progress_fn progress, void *ar
         return false;
     manifest *m = NULL;
     bool locked = false, ok = false;
+    stream_list created = { 0 };
     if (!layout_lock_backup_dir(st, prefix, req->job_id, err))
         goto done;
     locked = true;
@@ -937,19 +1060,31 @@ bool backup_run(const backup_request *req, backup_progress_fn progress, void *ar
     for (size_t i = 0; i < req->ndatabases; i++) {
         log_info("backup job %" PRId64 ": database \"%s\" into %s%s", req->job_id,
                  req->databases[i], storage_display_url(st), out->subdir);
-        if (!backup_database(req, prefix, st, i, m, progress, arg, out, err))
+        if (!backup_database(req, prefix, st, i, m, &created, progress, arg, out, err))
             goto done;
     }
     if (progress && !progress(arg, 0.99, "writing manifest")) {
         pgbr_error_set(err, "57014", "backup canceled");
         goto done;
     }
+    /* the chain LATEST pointed to until now: superseded below */
+    char previous[LAYOUT_SUBDIR_SIZE] = "";
+    {
+        pgbr_error e2 = PGBR_ERROR_INIT;
+        if (!layout_read_latest(st, previous, &e2))
+            previous[0] = '\0';
+        pgbr_error_clear(&e2);
+    }
     if (!write_manifest(st, prefix, m, err) || !layout_write_latest(st, out->subdir, now_us(), err))
         goto done;
     ok = true;
+    if (previous[0] && strcmp(previous, out->subdir) != 0)
+        supersede_chain(req, st, previous);
     if (progress)
         progress(arg, 1.0, "succeeded");
 done:
+    /* a failed backup drops the slots and publications it created */
+    stream_list_drop(&created, ok ? NULL : req->conninfo);
     if (!ok && locked) {
         pgbr_error e2 = PGBR_ERROR_INIT;
         if (!storage_delete_prefix(st, prefix, &e2))

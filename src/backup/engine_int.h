@@ -31,6 +31,34 @@ bool engine_dump_schema(const char *pg_dump, const char *conninfo, const char *d
 bool engine_dump_roles(const char *pg_dumpall, const char *conninfo, storage *st, const char *path,
                        uint64_t *stored_bytes, char sha256[65], pgbr_error *err);
 
+/* ---- the chain's change stream (stream.c) ---- */
+
+typedef struct engine_stream {
+    PGconn *repl;           /* replication connection holding the exported snapshot */
+    char *slot, *publication;
+    char *snapshot, *lsn;   /* the exported snapshot and the slot's consistent point */
+    bool created_slot, created_pub;
+} engine_stream;
+
+/* With wal_level = logical: CREATE PUBLICATION (the tables with a replica
+ * identity; a table backup's filter narrows them) and a pgoutput slot with
+ * an exported snapshot, *have true. Otherwise nothing, *have false. conn
+ * is a plain connection to dbname. On failure what was created is in s
+ * (engine_stream_drop it). */
+bool engine_stream_create(PGconn *conn, const char *conninfo, const char *dbname, const char *slot,
+                          const char *publication, const backup_relation *filter, size_t nfilter, bool filtered,
+                          engine_stream *s, bool *have, pgbr_error *err);
+/* "<verb> <publication>[ FOR TABLE | ADD TABLE t, ...]" for the tables with a
+ * replica identity (and extra_cond, e.g. not yet published); *empty when none. */
+bool engine_stream_publication_sql(PGconn *conn, const char *verb, const char *publication,
+                                   const backup_relation *filter, size_t nfilter, bool filtered,
+                                   const char *extra_cond, char **out, bool *empty, pgbr_error *err);
+/* End the exported snapshot (the slot stays). */
+void engine_stream_close(engine_stream *s);
+void engine_stream_free(engine_stream *s);
+/* Drop a slot and a publication of dbname, best effort (logged). */
+void engine_stream_drop(const char *conninfo, const char *dbname, const char *slot, const char *publication);
+
 /* ---- parallel copy (engine_copy.c) ---- */
 
 typedef struct engine_chunk {

@@ -84,6 +84,12 @@ struct shape {
     { key, F_LIST, false, offsetof(st, member), offsetof(st, count), &sub, NULL, 0 }
 #define FOPT(st, key, member) \
     { key, F_STR, true, offsetof(st, member), 0, NULL, NULL, 0, true }
+/* an optional list: not written when empty, empty when absent */
+#define FLIST_OPT(st, key, member, count, sub) \
+    { key, F_LIST, false, offsetof(st, member), offsetof(st, count), &sub, NULL, 0, true }
+/* an optional LSN text: not written when NULL */
+#define FOPT_LSN(st, key, member) \
+    { key, F_LSN, true, offsetof(st, member), 0, NULL, NULL, 0, true }
 /* an optional number: not written when 0, 0 when absent */
 #define FOPT_U64(st, key, member) \
     { key, F_U64, false, offsetof(st, member), 0, NULL, NULL, 0, true }
@@ -147,6 +153,11 @@ static const field database_fields[] = {
     FOPT(manifest_database, "icu_locale", icu_locale),
     FLIST(manifest_database, "tables", tables, ntables, table_shape),
     FLIST(manifest_database, "sequences", sequences, nsequences, sequence_shape),
+    FOPT(manifest_database, "slot_name", slot_name),
+    FOPT(manifest_database, "publication", publication),
+    FOPT_LSN(manifest_database, "end_lsn", end_lsn),
+    FLIST_OPT(manifest_database, "changes", changes, nchanges, file_shape),
+    FOPT_U64(manifest_database, "change_transactions", change_transactions),
     FEND
 };
 static const shape database_shape = { sizeof(manifest_database), true, database_fields };
@@ -384,6 +395,13 @@ manifest_file *manifest_table_add_file(manifest_table *t, const char *path, pgbr
     return f != NULL && manifest_set_string(&f->path, path, err) ? f : NULL;
 }
 
+manifest_file *manifest_database_add_change_file(manifest_database *db, const char *path, pgbr_error *err)
+{
+    manifest_file *f = list_add(&db->changes, &db->nchanges, sizeof *f, true, err);
+
+    return f != NULL && manifest_set_string(&f->path, path, err) ? f : NULL;
+}
+
 /* ==== times ==== */
 
 bool manifest_time_format(int64_t usec, char out[MANIFEST_TIME_TEXT_SIZE])
@@ -518,6 +536,11 @@ static bool field_absent(const void *base, const field *f)
 {
     if (!f->optional)
         return false;
+    if (f->kind == F_LIST) {
+        size_t n;
+        memcpy(&n, (const char *)base + f->count_offset, sizeof n);
+        return n == 0;
+    }
     if (f->kind == F_U64) {
         uint64_t v;
         memcpy(&v, (const char *)base + f->offset, sizeof v);

@@ -678,6 +678,7 @@ static bool backup_work(exec_job *job, pgbr_error *err)
     br.end_time_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
     br.workers = job->workers;
     br.bundle_table_max = job->bundle_limit;
+    br.change_stream = true;
     br.bundle_bytes = job->bundle_size;
     if (getenv("PGBR_TEST_SNAPSHOT_DIR") != NULL) {
         br.after_snapshot = test_snapshot_hook;

@@ -467,11 +467,11 @@ done:
     return ok;
 }
 
-static bool run_pg_restore(restore_plan *p, size_t i, const char *dump, const char *section, int jobs,
-                           pgbr_error *err)
+static bool run_pg_restore(restore_plan *p, size_t i, const char *dump, const char *list, const char *section,
+                           int jobs, pgbr_error *err)
 {
     char *prog = pgclient_find_tool("pg_restore", p->req->pg_restore_path, p->server_num);
-    char sect[64], jarg[16], rolearg[256 + 8], what[512];
+    char sect[64], jarg[16], rolearg[256 + 8], what[512], listarg[4200];
     const char *args[12];
     int n = 0;
     if (!prog)
@@ -483,6 +483,10 @@ static bool run_pg_restore(restore_plan *p, size_t i, const char *dump, const ch
     args[n++] = "--exit-on-error";
     args[n++] = "--no-password";
     args[n++] = "--no-tablespaces";     /* into the default tablespace (docs/restore.md) */
+    if (list) {
+        snprintf(listarg, sizeof listarg, "--use-list=%s", list);
+        args[n++] = listarg;
+    }
     if (jobs > 1) {
         args[n++] = "-j";
         args[n++] = jarg;
@@ -673,7 +677,7 @@ static bool restore_database(restore_plan *p, size_t i, restore_progress_fn prog
                              restore_result *out, pgbr_error *err)
 {
     double base = (double)i / (double)p->n, w = 1.0 / (double)p->n;
-    char *dump = NULL;
+    char *dump = NULL, *list = NULL;
     PGconn *conn = NULL;
     bool ok = false;
     int jobs = p->req->workers <= 0 ? DEFAULT_WORKERS : (p->req->workers > MAX_WORKERS ? MAX_WORKERS : p->req->workers);
@@ -683,7 +687,9 @@ static bool restore_database(restore_plan *p, size_t i, restore_progress_fn prog
     if (progress && !progress(arg, base, "creating objects"))
         goto canceled;
     if (!create_staging(p, i, err) || !restore_fetch_schema(p, p->dbs[i], i, &dump, err) ||
-        !run_pg_restore(p, i, dump, "pre-data", 1, err))
+        !(!p->dbs[i]->publication ||
+           restore_list_without_publication(p, dump, p->dbs[i]->publication, i, &list, err)) ||
+        !run_pg_restore(p, i, dump, list, "pre-data", 1, err))
         goto done;
     if (progress && !progress(arg, base + w * 0.05, p->req->schema_only ? "verifying data files" : "loading data"))
         goto canceled;
@@ -692,7 +698,7 @@ static bool restore_database(restore_plan *p, size_t i, restore_progress_fn prog
         goto done;
     if (progress && !progress(arg, base + w * 0.8, "building indexes and constraints"))
         goto canceled;
-    if (!run_pg_restore(p, i, dump, "post-data", jobs, err))
+    if (!run_pg_restore(p, i, dump, list, "post-data", jobs, err))
         goto done;
     conn = pgclient_connect(p->req->conninfo, p->staging[i], "pgbr restore", err);
     if (!conn || !restore_finish_database(p, p->dbs[i], conn, err))
@@ -707,6 +713,10 @@ done:
     if (dump) {
         unlink(dump);
         free(dump);
+    }
+    if (list) {
+        unlink(list);
+        free(list);
     }
     return ok;
 }

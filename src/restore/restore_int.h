@@ -94,5 +94,10 @@ bool restore_tables_prepare(restore_plan *p, pgbr_error *err);
 bool restore_tables_execute(restore_plan *p, restore_progress_fn progress, void *arg, restore_result *out,
                             pgbr_error *err);
 void restore_tables_free(restore_table_plan *tp);
+/* A pg_restore --use-list of the whole dump but the chain's publication
+ * (pgbr's own, docs/incremental.md) and what depends on it, in a temporary
+ * file (*list_path, malloc'd; the caller unlinks it). */
+bool restore_list_without_publication(restore_plan *p, const char *dump, const char *publication, size_t n,
+                                      char **list_path, pgbr_error *err);
 
 #endif

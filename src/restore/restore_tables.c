@@ -422,6 +422,50 @@ static bool load_toc(restore_plan *p, table_group *g, pgbr_error *err)
     return ok;
 }
 
+/* ---- a database restore without pgbr's own publication ---- */
+
+static bool write_list(restore_plan *p, table_group *g, size_t n, pgbr_error *err);
+
+bool restore_list_without_publication(restore_plan *p, const char *dump, const char *publication, size_t n,
+                                      char **list_path, pgbr_error *err)
+{
+    table_group g;
+    memset(&g, 0, sizeof g);
+    g.dump = (char *)dump;
+    manifest_database fake = { .name = (char *)"?" };
+    g.src = &fake;
+    *list_path = NULL;
+    bool ok = load_toc(p, &g, err);
+    for (size_t i = 0; ok && i < g.toc.n; i++) {
+        toc_entry *e = &g.toc.e[i];
+        e->include = true;
+        if (strcmp(e->desc, "PUBLICATION") == 0 && strcmp(e->tag, publication) == 0)
+            e->include = false;
+    }
+    /* what hangs off it: its tables, schemas, comment */
+    for (bool changed = ok; changed;) {
+        changed = false;
+        for (size_t i = 0; i < g.toc.n; i++) {
+            toc_entry *e = &g.toc.e[i];
+            for (size_t k = 0; e->include && k < e->ndeps; k++)
+                if (!g.toc.e[e->deps[k]].include && strncmp(g.toc.e[e->deps[k]].desc, "PUBLICATION", 11) == 0) {
+                    e->include = false;
+                    changed = true;
+                }
+        }
+    }
+    if (ok) {
+        g.dest = (char *)"";
+        ok = write_list(p, &g, n + 1000, err);
+        *list_path = g.list;
+        g.list = NULL;
+        g.dest = NULL;
+    }
+    g.dump = NULL;
+    toc_free(&g.toc);
+    return ok;
+}
+
 /* ---- resolving the patterns against the backup ---- */
 
 static bool is_rel(const toc_entry *e)

@@ -450,7 +450,7 @@ sub _initdb
 		"max_connections = $maxc",
 		"wal_level = logical",
 		"max_wal_senders = 10",
-		"max_replication_slots = 10",
+		"max_replication_slots = 40",
 		"fsync = off",
 		"full_page_writes = off",
 		"synchronous_commit = on",
@@ -1350,7 +1350,11 @@ sub normalize_dump
 		}
 		push @lines, $l;
 	}
-	return join("\n", @lines);
+	my $out = join("\n", @lines);
+	# pgbr's own publications (a chain's change stream, docs/incremental.md)
+	# are pgbr's, not the database's: a restore leaves them out
+	$out =~ s/^--\n-- Name: pgbr_\d+(?: [^\n]*?)?; Type: PUBLICATION(?: TABLE)?;.*?(?=^--\n-- (?:Name: |PostgreSQL database dump complete)|\z)//msg;
+	return $out;
 }
 
 # archive_schema($file, $dbname) -> the schema script of a pg_dump custom
