@@ -39,6 +39,8 @@ MAIN_OBJ := $(BUILD)/src/main.o
 
 UNIT_SRCS := $(wildcard regress/unit/test_*.c)
 UNIT_BINS := $(patsubst regress/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
+# Helper programs the Perl tests drive (built by `make unit`, not run as tests).
+UNIT_BINS += $(BUILD)/unit/cdc_decode_tool
 
 PGBR     := $(BIN)/pgbr
 ifneq ($(SANITIZE),)

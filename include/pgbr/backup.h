@@ -88,6 +88,14 @@ typedef struct backup_request {
      * "pgbr_<job id>" and a pgoutput slot "pgbr_<job id>_<n>" whose exported
      * snapshot the backup copies under; both are dropped if it fails. */
     bool change_stream;
+    /* An incremental layer (BACKUP ... INTO LATEST|'<subdir>' IN c,
+     * backup_incremental_run): the full backup it extends, "LATEST" or a
+     * subdir. NULL: a full backup. */
+    const char *incremental_of;
+    /* WITH revision_history: the manifest says so, and RESTORE ... AS OF
+     * SYSTEM TIME may pick any time the layer's changes cover (every layer
+     * keeps every committed transaction either way) */
+    bool revision_history;
     /* Test hook: called once per database after every copy connection has
      * imported the snapshot and before any data is read. NULL: none. */
     void (*after_snapshot)(void *arg, const char *database, const char *snapshot);
@@ -120,6 +128,19 @@ typedef struct backup_result {
  */
 bool backup_run(const backup_request *req, backup_progress_fn progress, void *arg,
                 backup_result *out, pgbr_error *err);
+
+/*
+ * Append an incremental layer to the chain of req->incremental_of
+ * (docs/incremental.md): the changes since the chain's newest layer, read
+ * from the chain's replication slots, plus the schema, the sequences and the
+ * tables the stream does not carry, copied whole. out->subdir is the full
+ * backup's subdir. Errors as backup_run's, and: no full backup to append to
+ * (58P01 with the reference's message; LATEST missing as layout.h says),
+ * targets differing from the chain's (22023), a chain whose slot is gone or
+ * invalidated (55000, "... is broken").
+ */
+bool backup_incremental_run(const backup_request *req, backup_progress_fn progress, void *arg,
+                            backup_result *out, pgbr_error *err);
 
 /* A name as one path component: bytes outside [A-Za-z0-9_-] become %XX
  * (upper-case hex). Returns a malloc'd string or NULL when out of memory. */

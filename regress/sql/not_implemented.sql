@@ -1,7 +1,7 @@
 --
 -- Statements pgbr owns but does not run yet answer 0A000.
 --
-BACKUP DATABASE x INTO LATEST IN 'nodelocal://1/x';
+BACKUP DATABASE x TO 'nodelocal://1/x';
 \echo :LAST_ERROR_SQLSTATE
 RESTORE SYSTEM USERS FROM LATEST IN 'nodelocal://1/x' WITH detached;
 RESTORE DATABASE postgres FROM LATEST IN 'nodelocal://1/x' AS OF SYSTEM TIME '-1s';

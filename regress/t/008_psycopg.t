@@ -112,8 +112,8 @@ def _():
 def _():
     with psycopg.connect(dsn, autocommit=True) as conn:
         cur = conn.cursor()
-        try_err("backup", cur, "BACKUP DATABASE x INTO LATEST IN 'nodelocal://1/b'")
-        try_err("backup_param", cur, "BACKUP DATABASE x INTO LATEST IN %s WITH detached", ("nodelocal://1/c",))
+        try_err("backup", cur, "BACKUP DATABASE x TO 'nodelocal://1/b'")
+        try_err("backup_param", cur, "BACKUP DATABASE x TO %s WITH detached", ("nodelocal://1/c",))
         try_err("syntax", cur, "BACKUP INTO")
         cur.execute("SELECT 'still usable'")
         emit("after_errors", cur.fetchone()[0])
@@ -204,7 +204,7 @@ is_deeply($r->{prepared_show_jobs}, [ (3) x 8 ], 'SHOW JOBS as a prepared statem
 is_deeply($r->{prepared_select}, [ map { $_ * 2 } 0 .. 7 ], 'prepared forwarded SELECT, 8 times');
 is(f($r->{backup}, 'sqlstate'), '0A000', 'BACKUP: 0A000');
 is(f($r->{backup}, 'class'), 'FeatureNotSupported', 'BACKUP: psycopg FeatureNotSupported');
-is(f($r->{backup}, 'message'), 'incremental BACKUP is not implemented yet', 'BACKUP: message');
+is(f($r->{backup}, 'message'), 'BACKUP ... TO is not implemented yet', 'BACKUP: message');
 is(f($r->{backup_param}, 'sqlstate'), '0A000', 'BACKUP with a $1 destination parses and answers 0A000');
 is(f($r->{syntax}, 'sqlstate'), '42601', 'BACKUP syntax error: 42601');
 is(f($r->{syntax}, 'message'), 'syntax error at end of input', 'syntax error message');

@@ -152,8 +152,8 @@ is($pg->safe_psql("SELECT to_regclass('mixed1') IS NULL"), 't', 'mixed query cre
 is($pg->safe_psql('SELECT count(*) FROM pgbr.jobs WHERE id = 3001'), '0', 'mixed query inserted no row');
 
 # --- not implemented yet ----------------------------------------------------------------
-$r = q_as('postgres', "BACKUP DATABASE x INTO LATEST IN 'nodelocal://1/x'");
-is_deeply([ $r->{error}{C}, $r->{error}{M}, $r->{types} ], [ '0A000', 'incremental BACKUP is not implemented yet', 'EZ' ], 'incremental BACKUP: not implemented yet');
+$r = q_as('postgres', "BACKUP DATABASE x TO 'nodelocal://1/x'");
+is_deeply([ $r->{error}{C}, $r->{error}{M}, $r->{types} ], [ '0A000', 'BACKUP ... TO is not implemented yet', 'EZ' ], 'BACKUP ... TO: not implemented yet');
 $r = q_as('postgres', "RESTORE TABLE t FROM LATEST IN 'nodelocal://1/x' AS OF SYSTEM TIME '-1s'");
 is_deeply([ $r->{error}{C}, $r->{error}{M} ], [ '0A000', 'RESTORE ... AS OF SYSTEM TIME is not implemented yet' ], 'RESTORE ... AS OF SYSTEM TIME: not implemented yet');
 for my $sql ("RESTORE SYSTEM USERS FROM LATEST IN 'nodelocal://1/x' WITH detached",
@@ -194,7 +194,7 @@ for my $sql ("RESTORE SYSTEM USERS FROM LATEST IN 'nodelocal://1/x' WITH detache
 	}
 
 	$c->simple_query('BEGIN');
-	$r = $c->simple_query("BACKUP DATABASE x INTO LATEST IN 'nodelocal://1/x' WITH detached");
+	$r = $c->simple_query("BACKUP DATABASE x TO 'nodelocal://1/x' WITH detached");
 	is($r->{error}{C}, '0A000', 'BACKUP WITH detached in a transaction: not 25001 but not implemented');
 	$c->simple_query('ROLLBACK');
 
@@ -241,8 +241,8 @@ for my $sql ("RESTORE SYSTEM USERS FROM LATEST IN 'nodelocal://1/x' WITH detache
 	$r = $c->extended_query('SHOW JOBS SELECT $1::int8 UNION ALL SELECT $2::int8', [ '2003', '2005' ]);
 	is_deeply(ids($r), [ 2005, 2003 ], 'SHOW JOBS <select> with $1 and $2');
 
-	$r = $c->extended_query('BACKUP DATABASE x INTO LATEST IN $1', ['nodelocal://1/x']);
-	is($r->{error}{C}, '0A000', 'BACKUP DATABASE x INTO LATEST IN $1: parses, then not implemented');
+	$r = $c->extended_query('BACKUP DATABASE x TO $1', ['nodelocal://1/x']);
+	is($r->{error}{C}, '0A000', 'BACKUP DATABASE x TO $1: parses, then not implemented');
 	is($r->{status}, 'I', 'idle after');
 
 	$r = $c->extended_query('BACKUP INTO', []);

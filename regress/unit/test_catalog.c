@@ -638,16 +638,16 @@ static void test_executor_checks(fake_session *su)
     st.u.backup.targets.kind = SQL_TARGET_DATABASES;
     st.u.backup.targets.n = 1;
     st.u.backup.targets.databases = dbs;
-    st.u.backup.dest_kind = SQL_BACKUP_INTO_LATEST;
+    st.u.backup.dest_kind = SQL_BACKUP_TO;
     run(su, &st, 0, NULL, 'I', &o, true);
-    expect_error(&o, "0A000", "incremental BACKUP is not implemented yet",
-                 "incremental BACKUP: not implemented yet (no fake success)");
+    expect_error(&o, "0A000", "BACKUP ... TO is not implemented yet",
+                 "BACKUP ... TO: not implemented yet (no fake success)");
     run(su, &st, 0, NULL, 'T', &o, true);
     expect_error(&o, "25001", "BACKUP cannot be used inside a multi-statement transaction without DETACHED option",
                  "BACKUP in a transaction block without DETACHED: 25001");
     st.u.backup.options.detached = (sql_bool_opt){ true, true, NULL };
     run(su, &st, 0, NULL, 'T', &o, true);
-    expect_error(&o, "0A000", "incremental BACKUP is not implemented yet",
+    expect_error(&o, "0A000", "BACKUP ... TO is not implemented yet",
                  "BACKUP ... WITH detached in a transaction passes the check");
     st.u.backup.options.encryption_passphrase = &pass;
     st.u.backup.options.kms = &kms;

@@ -185,6 +185,7 @@ typedef struct db_run {
     char *oids_matview;
     size_t dbi;                     /* index in req->databases */
     stream_list *created;           /* backup_run's list of slots to drop on failure */
+    engine_layer_db *layer;         /* an incremental layer's database (incremental.c), else NULL */
     engine_stream stream;           /* the chain's slot, when this full backup created one */
     bool have_stream;
 } db_run;
@@ -244,7 +245,16 @@ static bool take_snapshot(db_run *r, pgbr_error *err)
     if (r->server_num < 120000)
         return pgbr_error_set(err, "0A000", "pgbr backups need PostgreSQL 12 or later (server is %s)",
                               r->server_version ? r->server_version : "?");
-    if (r->req->change_stream) {
+    if (r->layer) {
+        /* an incremental layer: a temporary slot exports the snapshot the
+         * layer's whole tables and schema are read under; its consistent
+         * point is where the layer's change stream ends */
+        char tmp[64];
+        snprintf(tmp, sizeof tmp, "pgbr_tmp_%" PRId64 "_%zu", r->req->job_id, r->dbi);
+        if (!engine_stream_temporary(r->req->conninfo, r->dbname, tmp, &r->stream, err))
+            return false;
+        r->have_stream = true;
+    } else if (r->req->change_stream) {
         /* a chain's full backup: the slot exports the snapshot, so the
          * rows and the change stream start at the same point */
         char slot[64], pub[64];
@@ -604,7 +614,8 @@ static int by_estimate_desc(const void *a, const void *b, void *arg)
  * snapshot), which is never behind what the data uses. */
 static bool add_sequences(db_run *r, manifest_database *mdb, pgbr_error *err)
 {
-    char *list_sql = filtered_sql(sequences_sql, r->oids_sequence, sequences_order);
+    /* a layer's filter names the tables it copies whole; its sequences are all */
+    char *list_sql = filtered_sql(sequences_sql, r->layer ? NULL : r->oids_sequence, sequences_order);
     if (!list_sql)
         return pgbr_error_set(err, "53200", "out of memory");
     PGresult *res = query(r->exporter, list_sql, err);
@@ -670,7 +681,7 @@ static bool add_database_properties(db_run *r, manifest_database *mdb, pgbr_erro
                        "  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgbr') "
                        "  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_class'::regclass "
                        "                  AND d.objid = c.oid AND d.deptype = 'e')",
-                       r->oids_matview, " ORDER BY c.oid");
+                       r->layer ? NULL : r->oids_matview, " ORDER BY c.oid");
     if (!sql)
         return pgbr_error_set(err, "53200", "out of memory");
     res = query(r->exporter, sql, err);
@@ -791,6 +802,8 @@ static bool add_tables(db_run *r, manifest_database *mdb, backup_result *out, pg
 /* targets.resolved: the database, or a table backup's relations. */
 static bool add_resolved_targets(const db_run *r, manifest *m, pgbr_error *err)
 {
+    if (r->layer)
+        return true;    /* incremental.c: the chain's targets */
     if (!r->filtered)
         return manifest_add_resolved_target(m, r->dbname, NULL, NULL, err);
     for (size_t i = 0; i < r->nfilter; i++)
@@ -800,12 +813,16 @@ static bool add_resolved_targets(const db_run *r, manifest *m, pgbr_error *err)
 }
 
 static bool backup_database(const backup_request *req, const char *prefix, storage *st,
-                            size_t dbi, manifest *m, stream_list *created, backup_progress_fn progress,
-                            void *arg, backup_result *out, pgbr_error *err)
+                            size_t dbi, manifest *m, stream_list *created, engine_layer_db *layer,
+                            backup_progress_fn progress, void *arg, backup_result *out, pgbr_error *err)
 {
     db_run r = { .req = req, .dbname = req->databases[dbi], .prefix = prefix, .st = st, .dbi = dbi,
-                 .created = created };
-    if (req->tables) {
+                 .created = created, .layer = layer };
+    if (layer) {
+        r.filtered = true;
+        r.filter = layer->copy;
+        r.nfilter = layer->ncopy;
+    } else if (req->tables) {
         r.filtered = true;
         r.filter = req->tables[dbi];
         r.nfilter = req->ntables[dbi];
@@ -906,8 +923,8 @@ static bool backup_database(const backup_request *req, const char *prefix, stora
          add_tables(&r, mdb, out, err) && add_database_properties(&r, mdb, err) &&
          add_sequences(&r, mdb, err) && add_resolved_targets(&r, m, err) &&
          manifest_set_string(&m->end_lsn, r.lsn, err) && manifest_set_string(&mdb->end_lsn, r.lsn, err) &&
-         (!r.have_stream || (manifest_set_string(&mdb->slot_name, r.stream.slot, err) &&
-                             manifest_set_string(&mdb->publication, r.stream.publication, err))) &&
+         (r.layer || !r.have_stream || (manifest_set_string(&mdb->slot_name, r.stream.slot, err) &&
+                                        manifest_set_string(&mdb->publication, r.stream.publication, err))) &&
          manifest_set_string(&m->server_version, r.server_version, err);
     free(schema_rel);
     m->server_version_num = r.server_num;
@@ -1042,6 +1059,7 @@ bool backup_run(const backup_request *req, backup_progress_fn progress, void *ar
     if (!m)
         goto done;
     m->backup_type = MANIFEST_BACKUP_FULL;
+    m->revision_history = req->revision_history;
     m->end_time = req->end_time_us;
     m->targets.kind = req->cluster  ? MANIFEST_TARGET_CLUSTER
                       : req->tables ? MANIFEST_TARGET_TABLES
@@ -1060,7 +1078,7 @@ bool backup_run(const backup_request *req, backup_progress_fn progress, void *ar
     for (size_t i = 0; i < req->ndatabases; i++) {
         log_info("backup job %" PRId64 ": database \"%s\" into %s%s", req->job_id,
                  req->databases[i], storage_display_url(st), out->subdir);
-        if (!backup_database(req, prefix, st, i, m, &created, progress, arg, out, err))
+        if (!backup_database(req, prefix, st, i, m, &created, NULL, progress, arg, out, err))
             goto done;
     }
     if (progress && !progress(arg, 0.99, "writing manifest")) {
@@ -1094,5 +1112,15 @@ done:
     }
     manifest_free(m);
     storage_close(st);
+    return ok;
+}
+
+bool engine_backup_database(const backup_request *req, const char *prefix, storage *st, size_t dbi, manifest *m,
+                            engine_layer_db *layer, backup_progress_fn progress, void *arg, backup_result *out,
+                            pgbr_error *err)
+{
+    size_t before = m->ndatabases;
+    bool ok = backup_database(req, prefix, st, dbi, m, NULL, layer, progress, arg, out, err);
+    layer->mdb = ok && m->ndatabases > before ? m->databases[m->ndatabases - 1] : NULL;
     return ok;
 }

@@ -53,11 +53,32 @@ bool engine_stream_create(PGconn *conn, const char *conninfo, const char *dbname
 bool engine_stream_publication_sql(PGconn *conn, const char *verb, const char *publication,
                                    const backup_relation *filter, size_t nfilter, bool filtered,
                                    const char *extra_cond, char **out, bool *empty, pgbr_error *err);
+/* A temporary slot (gone when its connection closes) with an exported
+ * snapshot: an incremental layer's end point. */
+bool engine_stream_temporary(const char *conninfo, const char *dbname, const char *slot, engine_stream *s,
+                             pgbr_error *err);
 /* End the exported snapshot (the slot stays). */
 void engine_stream_close(engine_stream *s);
 void engine_stream_free(engine_stream *s);
 /* Drop a slot and a publication of dbname, best effort (logged). */
 void engine_stream_drop(const char *conninfo, const char *dbname, const char *slot, const char *publication);
+
+/* ---- one database of an incremental layer (engine.c, driven by incremental.c) ---- */
+
+typedef struct manifest manifest;
+typedef struct manifest_database manifest_database;
+typedef struct engine_layer_db {
+    const backup_relation *copy;    /* the tables copied whole in this layer */
+    size_t ncopy;
+    manifest_database *mdb;         /* out: the layer's entry for the database */
+} engine_layer_db;
+
+/* The database's part of a layer: a temporary slot's snapshot (its
+ * consistent point becomes mdb->end_lsn), the schema, the copy tables'
+ * rows, every sequence and populated materialized view. */
+bool engine_backup_database(const backup_request *req, const char *prefix, storage *st, size_t dbi, manifest *m,
+                            engine_layer_db *layer, backup_progress_fn progress, void *arg, backup_result *out,
+                            pgbr_error *err);
 
 /* ---- parallel copy (engine_copy.c) ---- */
 

@@ -169,6 +169,37 @@ bool engine_stream_create(PGconn *conn, const char *conninfo, const char *dbname
     return true;
 }
 
+bool engine_stream_temporary(const char *conninfo, const char *dbname, const char *slot, engine_stream *s,
+                             pgbr_error *err)
+{
+    memset(s, 0, sizeof *s);
+    char *repl_info = NULL;
+    if (asprintf(&repl_info, "%s replication=database", conninfo ? conninfo : "") < 0)
+        return oom(err);
+    s->repl = pgclient_connect(repl_info, dbname, "pgbr backup stream", err);
+    free(repl_info);
+    if (!s->repl)
+        return false;
+    char *id = PQescapeIdentifier(s->repl, slot, strlen(slot));
+    char *cmd = NULL;
+    if (!id || asprintf(&cmd, "CREATE_REPLICATION_SLOT %s TEMPORARY LOGICAL pgoutput EXPORT_SNAPSHOT", id) < 0) {
+        PQfreemem(id);
+        return oom(err);
+    }
+    PQfreemem(id);
+    PGresult *res = PQexec(s->repl, cmd);
+    free(cmd);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQnfields(res) < 3) {
+        pgclient_error_from(s->repl, res, "could not create a temporary replication slot", err);
+        PQclear(res);
+        return false;
+    }
+    s->lsn = strdup(PQgetvalue(res, 0, 1));
+    s->snapshot = strdup(PQgetvalue(res, 0, 2));
+    PQclear(res);
+    return (s->lsn && s->snapshot) || oom(err);
+}
+
 void engine_stream_close(engine_stream *s)
 {
     if (s->repl)

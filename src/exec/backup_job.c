@@ -67,6 +67,10 @@ typedef struct table_db {
  * owns it. */
 typedef struct backup_state {
     char *url;
+    /* BACKUP ... INTO LATEST|'<subdir>' IN: the full backup the layer
+     * extends ("LATEST" or the subdir); NULL for a full backup */
+    char *incremental_of;
+    bool revision_history;
     bool cluster;               /* BACKUP INTO ...: every database, and the roles */
     char **dbs;
     int ndbs;
@@ -95,6 +99,7 @@ static void state_free(void *arg)
     if (st == NULL)
         return;
     free(st->url);
+    free(st->incremental_of);
     for (int i = 0; i < st->ndbs; i++)
         free(st->dbs[i]);
     free(st->dbs);
@@ -679,12 +684,15 @@ static bool backup_work(exec_job *job, pgbr_error *err)
     br.workers = job->workers;
     br.bundle_table_max = job->bundle_limit;
     br.change_stream = true;
+    br.incremental_of = st->incremental_of;
+    br.revision_history = st->revision_history;
     br.bundle_bytes = job->bundle_size;
     if (getenv("PGBR_TEST_SNAPSHOT_DIR") != NULL) {
         br.after_snapshot = test_snapshot_hook;
         br.after_snapshot_arg = getenv("PGBR_TEST_SNAPSHOT_DIR");
     }
-    bool ok = backup_run(&br, exec_job_progress, job, &res, err);
+    bool ok = br.incremental_of ? backup_incremental_run(&br, exec_job_progress, job, &res, err)
+                                : backup_run(&br, exec_job_progress, job, &res, err);
     job->rows = res.rows;
     job->index_entries = res.index_entries;
     job->bytes = res.bytes;
@@ -834,18 +842,21 @@ void exec_backup_job_start(exec_request *req, bool detached)
     backup_state *job;
     const char *url;
 
-    if (b->dest_kind != SQL_BACKUP_INTO) {
-        exec_fail_not_implemented(req, b->dest_kind == SQL_BACKUP_TO ? "BACKUP ... TO" : "incremental BACKUP");
+    if (b->dest_kind == SQL_BACKUP_TO) {
+        exec_fail_not_implemented(req, "BACKUP ... TO");
         return;
     }
     if (b->as_of != NULL) {
         exec_fail(req, "0A000", "BACKUP ... AS OF SYSTEM TIME is not supported");
         return;
     }
-    if (b->options.encryption_passphrase || b->options.kms || b->options.revision_history.set ||
-        b->options.incremental_location || b->options.execution_locality) {
-        exec_fail_not_implemented(req, "BACKUP with encryption, revision_history, incremental_location or "
-                                       "EXECUTION LOCALITY");
+    if (b->options.encryption_passphrase || b->options.kms || b->options.incremental_location ||
+        b->options.execution_locality) {
+        exec_fail_not_implemented(req, "BACKUP with encryption, incremental_location or EXECUTION LOCALITY");
+        return;
+    }
+    if (b->options.revision_history.expr != NULL) {
+        exec_fail(req, "22023", "option \"revision_history\" takes TRUE or FALSE");
         return;
     }
     if (detached && req->info.txn_status == 'T') {
@@ -867,6 +878,20 @@ void exec_backup_job_start(exec_request *req, bool detached)
     if (ok) {
         bool tables = b->targets.kind == SQL_TARGET_TABLES;
         job->url = strdup(url);
+        job->revision_history = b->options.revision_history.set && b->options.revision_history.value;
+        if (b->dest_kind != SQL_BACKUP_INTO) {
+            const char *of = "LATEST";
+            if (b->dest_kind == SQL_BACKUP_INTO_SUBDIR) {
+                of = exec_string_value(req, b->subdir, &err);
+                if (of == NULL) {
+                    state_free(job);
+                    exec_finish(req, NULL, &err);
+                    pgbr_error_clear(&err);
+                    return;
+                }
+            }
+            ok = (job->incremental_of = strdup(of)) != NULL;
+        }
         job->cluster = b->targets.kind == SQL_TARGET_CLUSTER;
         job->ndbs = job->cluster || tables ? 0 : b->targets.n;
         job->dbs = calloc((size_t)job->ndbs + 1, sizeof *job->dbs);
