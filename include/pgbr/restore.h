@@ -55,6 +55,11 @@ typedef struct restore_request {
     const char *collection_url;
     const storage_config *storage;
     const char *subdir;             /* as the user gave it; NULL: LATEST */
+    /* AS OF SYSTEM TIME: the state at as_of_us (microseconds since 1970,
+     * UTC), from the chain's layers (docs/incremental.md); else the
+     * chain's newest layer */
+    bool as_of;
+    int64_t as_of_us;
     int64_t job_id;
     /* RESTORE FROM ... (no targets): a whole-server backup into a server
      * with no databases but postgres and pgbr's catalog database: the roles

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "engine_int.h"
 #include "pgbr/cdc.h"
@@ -121,8 +122,16 @@ static bool check_targets(const backup_request *req, const chain *c, pgbr_error 
         return pgbr_error_set(err, "22023", "previous backup does not contain the complete database \"%s\"",
                               req->databases[0]);
     }
-    if (req->cluster)
+    if (req->cluster) {
+        for (size_t i = 0; i < req->ndatabases; i++)
+            if (!find_db(f, req->databases[i])) {
+                pgbr_error_set(err, "55000", "database \"%s\" was created after the full backup \"%s\" of this chain",
+                               req->databases[i], c->full);
+                pgbr_error_hint(err, "Take a new full backup (BACKUP INTO '<collection>'); it starts a new chain.");
+                return false;
+            }
         return true;
+    }
     for (size_t i = 0; i < req->ndatabases; i++)
         if (!find_db(f, req->databases[i]))
             return pgbr_error_set(err, "22023", "previous backup does not contain the complete database \"%s\"",
@@ -538,6 +547,26 @@ static bool layer_database(const backup_request *req, const chain *c, const char
     return ok;
 }
 
+/* Test hook (PGBR_TEST_ADVANCE_DIR): with the layer durable and its slots
+ * not advanced yet, write <dir>/advance.wait and wait up to a minute for
+ * <dir>/advance.go, so a test can kill pgbr right there. */
+static void test_hold_before_advance(void)
+{
+    const char *dir = getenv("PGBR_TEST_ADVANCE_DIR");
+    char wait[4096], go[4096];
+    if (!dir)
+        return;
+    snprintf(wait, sizeof wait, "%s/advance.wait", dir);
+    snprintf(go, sizeof go, "%s/advance.go", dir);
+    FILE *f = fopen(wait, "w");
+    if (f)
+        fclose(f);
+    for (int i = 0; i < 600 && access(go, F_OK) != 0; i++) {
+        struct timespec ts = { 0, 100 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* After the layer is durable: release the WAL up to its end. */
 static void advance_slots(const backup_request *req, const manifest *m)
 {
@@ -626,6 +655,7 @@ bool backup_incremental_run(const backup_request *req, backup_progress_fn progre
     free(spath);
     if (!ok)
         goto done;
+    test_hold_before_advance();
     advance_slots(req, m);
     if (progress)
         progress(arg, 1.0, "succeeded");

@@ -41,6 +41,11 @@ typedef struct restore_state {
     int nsearch_path;
     restore_request rr;
     restore_plan *plan;
+    /* AS OF SYSTEM TIME: the query that turns it into microseconds since
+     * 1970, run in the client's session (its TimeZone reads a time without
+     * zone), and its parameter; NULL: none */
+    char *as_of_sql;
+    char *as_of_param;
 } restore_state;
 
 static void state_free(void *arg)
@@ -49,6 +54,8 @@ static void state_free(void *arg)
     if (st == NULL)
         return;
     restore_plan_free(st->plan);
+    free(st->as_of_sql);
+    free(st->as_of_param);
     free(st->url);
     free(st->subdir);
     for (int i = 0; st->dbs != NULL && i < st->ndbs; i++)
@@ -163,7 +170,39 @@ static void on_search_path(exec_request *req, result_set *rs, pgbr_error *err)
     exec_job_submit(req);
 }
 
+static void checked_identity(exec_request *req);
+
+static void on_as_of(exec_request *req, result_set *rs, pgbr_error *err)
+{
+    restore_state *st = req->job->state;
+    if (rs == NULL) {
+        exec_finish(req, NULL, err);
+        return;
+    }
+    const char *v = rs->nrows == 1 ? result_set_value(rs, 0, 0) : NULL;
+    if (v == NULL) {
+        result_set_free(rs);
+        exec_fail(req, "22023", "AS OF SYSTEM TIME: the expression must give a time");
+        return;
+    }
+    st->rr.as_of = true;
+    st->rr.as_of_us = strtoll(v, NULL, 10);
+    result_set_free(rs);
+    checked_identity(req);
+}
+
 static void on_identity(exec_request *req)
+{
+    restore_state *st = req->job->state;
+    if (st->as_of_sql) {
+        const char *params[1] = { st->as_of_param };
+        exec_run_query(req, st->as_of_sql, st->as_of_param ? 1 : 0, params, on_as_of);
+        return;
+    }
+    checked_identity(req);
+}
+
+static void checked_identity(exec_request *req)
 {
     restore_state *st = req->job->state;
     if (st->rr.cluster && !req->is_admin) {
@@ -212,10 +251,6 @@ void exec_restore_job_start(exec_request *req, bool detached)
     }
     if (r->deprecated_path_form) {
         exec_fail_not_implemented(req, "RESTORE ... FROM '<path>' (use RESTORE ... FROM LATEST IN '<collection>')");
-        return;
-    }
-    if (r->as_of != NULL) {
-        exec_fail_not_implemented(req, "RESTORE ... AS OF SYSTEM TIME");
         return;
     }
     if (o->encryption_passphrase || o->kms || o->incremental_location || o->execution_locality ||
@@ -292,6 +327,36 @@ void exec_restore_job_start(exec_request *req, bool detached)
             ok = (st->dbs[i] = strdup(r->targets.databases[i])) != NULL;
         st->rr.schema_only = o->schema_only.set && o->schema_only.value;
         st->rr.verify_data = o->verify_backup_table_data.set && o->verify_backup_table_data.value;
+    }
+    if (ok && r->as_of != NULL) {
+        /* a string (or $n): a time, or an interval to add to now() when it
+         * starts with a sign ('-10s'); an integer: nanoseconds since 1970;
+         * any other expression: evaluated as a timestamptz */
+        static const char text_sql[] =
+            "SELECT (EXTRACT(epoch FROM CASE WHEN $1 ~ '^\\s*[-+]' THEN pg_catalog.now() + $1::interval "
+            "ELSE $1::timestamptz END) * 1000000)::int8::text";
+        const char *value = NULL;
+        if (r->as_of->param > 0 && (!exec_param_value(req, r->as_of->param, &value, &err) || value == NULL)) {
+            state_free(st);
+            if (pgbr_error_is_set(&err))
+                exec_finish(req, NULL, &err);
+            else
+                exec_fail(req, "22004", "AS OF SYSTEM TIME must not be NULL");
+            pgbr_error_clear(&err);
+            return;
+        }
+        if (r->as_of->is_string || r->as_of->param > 0) {
+            st->as_of_sql = strdup(text_sql);
+            st->as_of_param = strdup(value ? value : r->as_of->text);
+            ok = st->as_of_sql && st->as_of_param;
+        } else if (r->as_of->is_integer) {
+            ok = asprintf(&st->as_of_sql, "SELECT (%s::numeric / 1000)::int8::text", r->as_of->text) >= 0;
+        } else {
+            ok = asprintf(&st->as_of_sql, "SELECT (EXTRACT(epoch FROM (%s)::timestamptz) * 1000000)::int8::text",
+                          r->as_of->text) >= 0;
+        }
+        if (!ok)
+            st->as_of_sql = NULL;
     }
     if (!ok || (req->job = exec_job_new(req, &restore_ops, st, detached)) == NULL) {
         if (!ok)

@@ -51,6 +51,7 @@ void restore_plan_free(restore_plan *p)
     restore_tables_free(p->tables);
     if (p->admin)
         PQfinish(p->admin);
+    restore_chain_free(p);
     manifest_free(p->m);
     storage_close(p->st);
     free(p);
@@ -168,11 +169,12 @@ static bool plan_cluster(restore_plan *p, pgbr_error *err)
         pgbr_error_hint(err, "Restore into a fresh PostgreSQL server, or restore single databases with RESTORE DATABASE.");
     }
     pgbr_buf_free(&found);
-    p->dbs = calloc(p->m->ndatabases ? p->m->ndatabases : 1, sizeof *p->dbs);
+    const manifest *top = restore_top(p);
+    p->dbs = calloc(top->ndatabases ? top->ndatabases : 1, sizeof *p->dbs);
     if (ok && !p->dbs)
         ok = oom(err);
-    for (size_t j = 0; ok && j < p->m->ndatabases; j++) {
-        manifest_database *db = p->m->databases[j];
+    for (size_t j = 0; ok && j < top->ndatabases; j++) {
+        manifest_database *db = top->databases[j];
         bool exists = false;
         for (int i = 0; i < PQntuples(res); i++)
             exists |= strcmp(PQgetvalue(res, i, 0), db->name) == 0;
@@ -224,6 +226,8 @@ bool restore_prepare(const restore_request *req, restore_plan **out, pgbr_error 
         pgbr_error_set(err, "0A000", "restoring an encrypted backup is not implemented yet");
         goto fail;
     }
+    if (!restore_chain_open(p, err))
+        goto fail;
     p->admin = pgclient_connect(req->conninfo, NULL, "pgbr restore", err);
     if (!p->admin)
         goto fail;
@@ -254,9 +258,9 @@ bool restore_prepare(const restore_request *req, restore_plan **out, pgbr_error 
     }
     for (size_t i = 0; i < p->n; i++) {
         const char *name = req->cluster ? p->dbs[i]->name : req->databases[i];
-        for (size_t j = 0; j < p->m->ndatabases && !p->dbs[i]; j++)
-            if (strcmp(p->m->databases[j]->name, name) == 0)
-                p->dbs[i] = p->m->databases[j];
+        for (size_t j = 0; j < restore_top(p)->ndatabases && !p->dbs[i]; j++)
+            if (strcmp(restore_top(p)->databases[j]->name, name) == 0)
+                p->dbs[i] = restore_top(p)->databases[j];
         if (!p->dbs[i]) {
             pgbr_error_set(err, "42704", "database \"%s\" not found in the backup", name);
             pgbr_error_hint(err, "SHOW BACKUP FROM '%s' IN '%s' lists what the backup holds.", p->subdir,
@@ -428,7 +432,7 @@ bool restore_fetch_schema(restore_plan *p, const manifest_database *db, size_t i
     bool ok = false;
     *tmp = NULL;
     if (asprintf(tmp, "%s/pgbr-restore-%" PRId64 "-%zu-XXXXXX", dir && *dir ? dir : "/tmp", p->req->job_id, i) < 0 ||
-        asprintf(&path, "%s/%s", p->subdir + 1, db->schema_file) < 0 ||
+        asprintf(&path, "%s/%s", restore_top_dir(p), db->schema_file) < 0 ||
         asprintf(&shown, "%s/%s", storage_display_url(p->st), path) < 0) {
         oom(err);
         goto done;
@@ -593,26 +597,53 @@ static int by_size_desc(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-char *restore_copy_statement(PGconn *conn, const manifest_table *t)
+/* COPY <t> (<columns>) FROM STDIN for the rows of src (the same table, as
+ * some layer of a chain copied it; src == t outside chains): the columns of
+ * src that t still has; keep (ncolumns of src) gets which (NULL: all). */
+static char *copy_statement(PGconn *conn, const manifest_table *t, const manifest_table *src, bool **keep)
 {
     pgbr_buf b = PGBR_BUF_INIT;
+    *keep = NULL;
+    bool all = true;
+    bool *k = calloc(src->ncolumns ? src->ncolumns : 1, sizeof(bool));
+    if (!k)
+        return NULL;
+    for (size_t c = 0; c < src->ncolumns; c++) {
+        for (size_t d = 0; d < t->ncolumns && !k[c]; d++)
+            k[c] = strcmp(src->columns[c].name, t->columns[d].name) == 0;
+        /* a table without column names recorded: take the rows as they are */
+        k[c] |= src == t || t->ncolumns == 0;
+        all &= k[c];
+    }
     char *q = restore_qualified(conn, t->schema, t->name);
-    /* a table without columns has no column list ("COPY t () ..." is not SQL) */
-    bool ok = q && pgbr_buf_append(&b, "COPY ", 5, NULL) && pgbr_buf_append(&b, q, strlen(q), NULL) &&
-              (t->ncolumns == 0 || pgbr_buf_append(&b, " (", 2, NULL));
-    for (size_t c = 0; ok && c < t->ncolumns; c++) {
-        char *col = PQescapeIdentifier(conn, t->columns[c].name, strlen(t->columns[c].name));
-        ok = col && (c == 0 || pgbr_buf_append(&b, ", ", 2, NULL)) && pgbr_buf_append(&b, col, strlen(col), NULL);
+    size_t n = 0;
+    bool ok = q && pgbr_buf_append(&b, "COPY ", 5, NULL) && pgbr_buf_append(&b, q, strlen(q), NULL);
+    for (size_t c = 0; ok && c < src->ncolumns; c++) {
+        if (!k[c])
+            continue;
+        char *col = PQescapeIdentifier(conn, src->columns[c].name, strlen(src->columns[c].name));
+        ok = col && pgbr_buf_append(&b, n++ == 0 ? " (" : ", ", 2, NULL) && pgbr_buf_append(&b, col, strlen(col), NULL);
         PQfreemem(col);
     }
-    ok = ok && (t->ncolumns == 0 || pgbr_buf_append(&b, ")", 1, NULL)) &&
-         pgbr_buf_append(&b, " FROM STDIN", 12, NULL);
+    /* no column at all has no column list ("COPY t () ..." is not SQL) */
+    ok = ok && (n == 0 || pgbr_buf_append(&b, ")", 1, NULL)) && pgbr_buf_append(&b, " FROM STDIN", 12, NULL);
     free(q);
     if (!ok) {
+        free(k);
         pgbr_buf_free(&b);
         return NULL;
     }
+    if (all)
+        free(k);
+    else
+        *keep = k;
     return (char *)b.data;
+}
+
+char *restore_copy_statement(PGconn *conn, const manifest_table *t)
+{
+    bool *keep;
+    return copy_statement(conn, t, t, &keep);
 }
 
 bool restore_load_database(restore_plan *p, const manifest_database *db, const char *dbname, PGconn *conn,
@@ -623,23 +654,32 @@ bool restore_load_database(restore_plan *p, const manifest_database *db, const c
     size_t nfiles = 0, k = 0;
     bool ok = false;
     memset(&ld, 0, sizeof ld);
-    for (size_t t = 0; t < db->ntables; t++)
-        nfiles += db->tables[t]->nfiles;
+    for (size_t t = 0; t < db->ntables; t++) {
+        const manifest_table *src;
+        const char *prefix;
+        if (restore_chain_source(p, db->name, db->tables[t], &src, &prefix))
+            nfiles += src->nfiles;
+    }
     ld.files = calloc(nfiles ? nfiles : 1, sizeof(restore_file));
     if (!ld.files)
         return oom(err);
     for (size_t t = 0; t < db->ntables; t++) {
-        const manifest_table *mt = db->tables[t];
-        for (size_t f = 0; f < mt->nfiles; f++) {
-            ld.files[k].table = mt;
-            ld.files[k].file = mt->files[f];
-            ld.files[k].copy_sql = restore_copy_statement(p->admin, mt);
-            if (!ld.files[k].copy_sql) {
+        const manifest_table *mt = db->tables[t], *src;
+        const char *prefix;
+        if (!restore_chain_source(p, db->name, mt, &src, &prefix))
+            continue;
+        for (size_t f = 0; f < src->nfiles; f++) {
+            restore_file *rf = &ld.files[k++];
+            rf->table = mt;
+            rf->file = src->files[f];
+            rf->prefix = prefix;
+            rf->ncolumns = src->ncolumns;
+            rf->copy_sql = copy_statement(p->admin, mt, src, &rf->keep);
+            if (!rf->copy_sql) {
                 oom(err);
                 goto done;
             }
-            ld.total_bytes += mt->files[f]->raw_bytes;
-            k++;
+            ld.total_bytes += src->files[f]->raw_bytes;
         }
     }
     nfiles = k;
@@ -667,8 +707,10 @@ bool restore_load_database(restore_plan *p, const manifest_database *db, const c
             out->index_entries += db->tables[t]->rows * db->tables[t]->index_count;
     }
 done:
-    for (size_t f = 0; f < nfiles; f++)
+    for (size_t f = 0; f < nfiles; f++) {
         free(ld.files[f].copy_sql);
+        free(ld.files[f].keep);
+    }
     free(ld.files);
     return ok;
 }
@@ -701,7 +743,17 @@ static bool restore_database(restore_plan *p, size_t i, restore_progress_fn prog
     if (!run_pg_restore(p, i, dump, list, "post-data", jobs, err))
         goto done;
     conn = pgclient_connect(p->req->conninfo, p->staging[i], "pgbr restore", err);
-    if (!conn || !restore_finish_database(p, p->dbs[i], conn, err))
+    if (!conn)
+        goto done;
+    /* a chain: the changes of its layers, with the indexes there to find
+     * the rows they change */
+    if (p->nlayers > 1 && !p->req->schema_only) {
+        if (progress && !progress(arg, base + w * 0.9, "replaying changes"))
+            goto canceled;
+        if (!restore_chain_apply(p, p->dbs[i], conn, progress, arg, base + w * 0.9, out, err))
+            goto done;
+    }
+    if (!restore_finish_database(p, p->dbs[i], conn, err))
         goto done;
     ok = true;
     goto done;

@@ -21,6 +21,12 @@ typedef struct restore_file {
     const manifest_table *table;
     const manifest_file *file;
     char *copy_sql;         /* COPY <qualified> (<columns>) FROM STDIN */
+    const char *prefix;     /* its layer's directory; NULL: restore_load's prefix */
+    /* NULL: every column of the file is loaded. Else keep[c] says whether
+     * the file's column c is (a chain restore: a column dropped since the
+     * file was written is left out of each row) */
+    bool *keep;
+    size_t ncolumns;
 } restore_file;
 
 /* The load of one database, shared by its load threads (fields marked
@@ -71,7 +77,36 @@ struct restore_plan {
     size_t nnew_roles;
     int server_num;
     restore_table_plan *tables; /* RESTORE TABLE (restore_tables.c); NULL otherwise */
+    /* a chain (restore_chain.c): layers[0] is m (the full backup), then the
+     * incremental layers restored; 0 before restore_chain_open */
+    size_t nlayers;
+    manifest **layers;
+    char **layer_dirs;          /* relative to the collection, no leading '/' */
+    manifest *top;              /* layers[nlayers - 1]: schema, tables, sequences */
+    int64_t until_us;           /* AS OF SYSTEM TIME inside the last layer, else INT64_MAX */
+    size_t ncopies;             /* the layers whose whole-table copies are used */
 };
+
+/* ---- chains (restore_chain.c) ---- */
+
+/* Read the incremental layers of the plan's full backup and choose those
+ * restored (req->as_of: the reference's rules, 22023 with its messages). */
+bool restore_chain_open(restore_plan *p, pgbr_error *err);
+void restore_chain_free(restore_plan *p);
+/* The layer that gives the schema, the tables and the sequences. */
+const manifest *restore_top(const restore_plan *p);
+const char *restore_top_dir(const restore_plan *p);
+/* Where the rows of top (a table of the top layer's database dbname) come
+ * from: *src, the entry with its files, in the layer at *prefix. False:
+ * no layer holds rows for it (it is empty). */
+bool restore_chain_source(const restore_plan *p, const char *dbname, const manifest_table *top,
+                          const manifest_table **src, const char **prefix);
+/* Replay the changes of every incremental layer onto db's tables (the top
+ * layer's entries; a table restore passes only the tables it restores) over
+ * conn: a connection of its own (database restores), or inside the caller's
+ * transaction (table restores). */
+bool restore_chain_apply(restore_plan *p, const manifest_database *db, PGconn *conn, restore_progress_fn progress,
+                         void *arg, double at, restore_result *out, pgbr_error *err);
 
 /* Copy db's schema dump to a temporary file (n makes its name unique within
  * the job), checking its SHA-256; *tmp gets the path, the caller unlinks. */

@@ -31,7 +31,49 @@ typedef struct frame_sink {
     restore_load *ld;
     PGconn *conn;           /* NULL: verify only */
     uint64_t rows;
+    const restore_file *rf;
+    char *buf;              /* rows without the columns rf->keep leaves out */
+    size_t cap;
 } frame_sink;
+
+/* COPY text rows (data[0..len), whole rows) without the columns keep[c] is
+ * false for: fields are TAB-separated and rows LF-terminated, and neither
+ * byte can occur inside a field (COPY escapes them), so no unescaping is
+ * needed. *out_len gets the new length; false when out of memory. */
+static bool strip_columns(frame_sink *fs, const char *data, size_t len, size_t *out_len)
+{
+    if (fs->cap < len) {
+        char *nb = realloc(fs->buf, len);
+        if (!nb)
+            return false;
+        fs->buf = nb;
+        fs->cap = len;
+    }
+    const bool *keep = fs->rf->keep;
+    size_t ncol = fs->rf->ncolumns, o = 0, col = 0;
+    bool first = true;
+    const char *f = data, *e = data + len;
+    for (const char *p = data; p < e; p++) {
+        if (*p != '\t' && *p != '\n')
+            continue;
+        if (col < ncol && keep[col]) {
+            if (!first)
+                fs->buf[o++] = '\t';
+            memcpy(fs->buf + o, f, (size_t)(p - f));
+            o += (size_t)(p - f);
+            first = false;
+        }
+        col++;
+        f = p + 1;
+        if (*p == '\n') {
+            fs->buf[o++] = '\n';
+            col = 0;
+            first = true;
+        }
+    }
+    *out_len = o;
+    return true;
+}
 
 static void fail(restore_load *ld, pgbr_error *err)
 {
@@ -76,6 +118,11 @@ static bool on_frame(void *arg, uint64_t index, const void *data, size_t len, ui
     if (stop)
         return pgbr_error_set(err, "57014", "restore canceled");
     fs->rows += nrows;
+    if (fs->conn && fs->rf->keep) {
+        if (!strip_columns(fs, data, len, &len))
+            return pgbr_error_set(err, "53200", "out of memory");
+        data = fs->buf;
+    }
     if (fs->conn && PQputCopyData(fs->conn, data, (int)len) != 1)
         return pgclient_error_from(fs->conn, NULL, "could not send COPY data", err);
     return true;
@@ -98,11 +145,11 @@ static bool load_file(restore_load *ld, PGconn *conn, const restore_file *rf, pg
     filter_chain *chain = NULL;
     filter *sha = NULL;
     datafile_reader *reader = NULL;
-    frame_sink fs = { ld, conn, 0 };
+    frame_sink fs = { ld, conn, 0, rf, NULL, 0 };
     bool in_copy = false, ok = false;
     PGresult *res = NULL;
 
-    if (asprintf(&path, "%s/%s", ld->prefix, f->path) < 0 ||
+    if (asprintf(&path, "%s/%s", rf->prefix ? rf->prefix : ld->prefix, f->path) < 0 ||
         asprintf(&shown, "%s/%s", storage_display_url(ld->st), path) < 0) {
         pgbr_error_set(err, "53200", "out of memory");
         goto done;
@@ -178,6 +225,7 @@ done:
     storage_read_close(rd);
     filter_chain_free(chain);
     datafile_reader_free(reader);
+    free(fs.buf);
     free(path);
     free(shown);
     return ok;

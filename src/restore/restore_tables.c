@@ -496,9 +496,10 @@ static table_group *group_of(restore_plan *p, const char *dbname, pgbr_error *er
         if (strcmp(tp->g[i].src->name, dbname) == 0)
             return &tp->g[i];
     const manifest_database *src = NULL;
-    for (size_t j = 0; j < p->m->ndatabases && !src; j++)
-        if (strcmp(p->m->databases[j]->name, dbname) == 0)
-            src = p->m->databases[j];
+    const manifest *top = restore_top(p);
+    for (size_t j = 0; j < top->ndatabases && !src; j++)
+        if (strcmp(top->databases[j]->name, dbname) == 0)
+            src = top->databases[j];
     if (!src)
         return NULL;
     table_group *grown = realloc(tp->g, (tp->n + 1) * sizeof *grown);
@@ -1303,7 +1304,17 @@ static bool restore_group(restore_plan *p, table_group *g, restore_progress_fn p
         return false;
     if (progress && !progress(arg, base + w * 0.8, "building indexes and constraints"))
         return pgbr_error_set(err, "57014", "restore canceled");
-    return run_section(p, g, "post-data", err) && restore_finish_database(p, &g->view, g->conn, err);
+    if (!run_section(p, g, "post-data", err))
+        return false;
+    /* a chain: its layers' changes to the tables restored, in the same
+     * transaction */
+    if (p->nlayers > 1 && !p->req->schema_only) {
+        if (progress && !progress(arg, base + w * 0.9, "replaying changes"))
+            return pgbr_error_set(err, "57014", "restore canceled");
+        if (!restore_chain_apply(p, &g->view, g->conn, progress, arg, base + w * 0.9, out, err))
+            return false;
+    }
+    return restore_finish_database(p, &g->view, g->conn, err);
 }
 
 bool restore_tables_execute(restore_plan *p, restore_progress_fn progress, void *arg, restore_result *out,
