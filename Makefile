@@ -1,5 +1,6 @@
 # pgbr - one entry point: make, make check, make check-asan, make demo,
-# make demo-stop, make bench, make bench-proxy.
+# make demo-stop, make bench, make bench-proxy,
+# make bench-backup, make bench-incremental.
 #
 # `make` builds bin/pgbr. Generated grammar sources go to $(BUILD)/grammar and
 # are never committed. `make check` and `make demo` first run
@@ -41,13 +42,14 @@ UNIT_SRCS := $(wildcard regress/unit/test_*.c)
 UNIT_BINS := $(patsubst regress/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 # Helper programs the Perl tests drive (built by `make unit`, not run as tests).
 UNIT_BINS += $(BUILD)/unit/cdc_decode_tool
+UNIT_BINS += $(BUILD)/unit/cdc_apply_tool
 
 PGBR     := $(BIN)/pgbr
 ifneq ($(SANITIZE),)
 PGBR     := $(BUILD)/bin/pgbr
 endif
 
-.PHONY: all deps check check-asan unit demo demo-stop bench bench-proxy bench-backup clean
+.PHONY: all deps check check-asan unit demo demo-stop bench bench-proxy bench-backup bench-incremental clean
 
 all: $(PGBR)
 
@@ -99,6 +101,7 @@ demo-stop:
 # bench-backup runs after bench-proxy, never alongside it (also under make -j).
 bench: bench-proxy
 	@$(MAKE) --no-print-directory bench-backup
+	@$(MAKE) --no-print-directory bench-incremental
 
 bench-proxy: deps
 	@$(MAKE) --no-print-directory all
@@ -107,6 +110,10 @@ bench-proxy: deps
 bench-backup: deps
 	@$(MAKE) --no-print-directory all
 	PGBR_BIN=$(abspath $(PGBR)) contrib/bench/bench-backup.sh
+
+bench-incremental: deps
+	@$(MAKE) --no-print-directory all
+	PGBR_BIN=$(abspath $(PGBR)) contrib/bench/bench-incremental.sh
 
 clean:
 	rm -rf build build-asan build-fuzz bin

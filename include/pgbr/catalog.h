@@ -23,7 +23,7 @@ struct pg_result;
 #define CATALOG_SCHEMA "pgbr"
 
 /* The schema version this build migrates the catalog to. */
-#define CATALOG_SCHEMA_VERSION 1
+#define CATALOG_SCHEMA_VERSION 2
 
 /* Key of the pg_advisory_xact_lock that serialises migrations across nodes
  * ('pgbr' in ASCII). */

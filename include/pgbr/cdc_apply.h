@@ -7,22 +7,40 @@
  * What a change becomes:
  *
  *   I  INSERT INTO "s"."t" (cols) OVERRIDING SYSTEM VALUE VALUES ($1, ...)
- *   U  UPDATE "s"."t" SET col = $n, ... WHERE <the row>: every new value
- *      except \U (an unchanged TOASTed value is never overwritten) and except
- *      GENERATED ALWAYS identity columns (PostgreSQL refuses to set them)
- *   D  DELETE FROM "s"."t" WHERE <the row>
- *   T  TRUNCATE "s"."t" [, ...] [RESTART IDENTITY] (CASCADE is not passed on)
+ *   U  UPDATE ONLY "s"."t" SET col = $n, ... WHERE <the row>: every new
+ *      value except \U (an unchanged TOASTed value is never overwritten) and
+ *      except GENERATED ALWAYS identity columns (PostgreSQL refuses to set
+ *      them); when that leaves nothing to set, SELECT FROM ONLY "s"."t"
+ *      WHERE <the row> (the row must still be there, exactly once)
+ *   D  DELETE FROM ONLY "s"."t" WHERE <the row>
+ *   T  TRUNCATE ONLY "s"."t" [, ...] [RESTART IDENTITY] (CASCADE is not
+ *      passed on: the relations it reached are listed in the T line anyway;
+ *      a table referenced by a foreign key from one not listed, e.g. a
+ *      skipped one, makes the TRUNCATE fail as it would on the server)
  *
- * <the row> is the replica identity key (columns flagged k in the R line):
- * from the old values when the U/D line has oldkind K, from the new values
- * when oldkind is -. With oldkind O (REPLICA IDENTITY FULL) it is every old
- * column compared with IS NOT DISTINCT FROM (columns whose type has no
- * equality operator, json or point, are compared as their text output), and
- * only one row is touched: WHERE ctid = (SELECT ctid ... LIMIT 1), so of two
- * identical rows exactly one changes. An UPDATE or DELETE that does not
- * touch exactly one row fails with XX001 `change at <commit lsn> for
- * "s"."t" matched no row` (or `matched <n> rows`): the changes do not fit
- * the rows they are replayed onto.
+ * ONLY because a row of an inheritance child comes with the child's relid;
+ * a partitioned table (changes published through the root) is named without
+ * it. Parameters are text with no type given: the server takes each one's
+ * type from the column it is assigned to or compared with. So the values
+ * must be read as they were written: the connection's client_encoding must
+ * be the source database's encoding and its DateStyle, IntervalStyle and
+ * the like those of the decoding session (pgclient_connect() pins both).
+ *
+ * <the row> is the replica identity key (columns flagged k in the R line),
+ * compared with = (so an index on the key is used; a NULL key value becomes
+ * IS NULL): from the old values when the U/D line has oldkind K, from the
+ * new values when oldkind is -. With oldkind O (REPLICA IDENTITY FULL) it is
+ * every old column compared with IS NOT DISTINCT FROM (columns whose type
+ * has no equality operator, json or point, are compared as their text
+ * output, the value cast to the column's type first), and only one row is
+ * touched: WHERE ctid = (SELECT ctid ... LIMIT 1) ((tableoid, ctid) for a
+ * partitioned table), so of two identical rows exactly one changes; IS NOT
+ * DISTINCT FROM uses no index, so each such change scans the table. An
+ * UPDATE or DELETE that does not touch exactly one row fails with XX001
+ * `change at <commit lsn> for "s"."t" matched no row` (or `matched <n>
+ * rows`): the changes do not fit the rows they are replayed onto. A change
+ * whose key columns the target has none of fails with XX001 `change at
+ * <commit lsn> for "s"."t" cannot be matched to a row`.
  *
  * Columns are matched by name against the target table's current columns
  * (looked up when an R line first describes a relid, and again when a
@@ -31,13 +49,21 @@
  * lacks (added later) keep their default or current value, generated
  * columns are never written. Changes to a relation the target does not have
  * (dropped later, or not an ordinary or partitioned table) and to the
- * relations of the skip list are counted as skipped.
+ * relations of the skip list are counted as skipped. Relations are found by
+ * the schema and table name of the R line: a table renamed later (or moved
+ * to another schema) is not found under its old name, so its changes from
+ * before the rename are skipped too.
  *
  * Statements are prepared once per relation and statement shape (which
- * columns are SET and which compared) and sent in libpq pipeline mode, a
- * window of a few hundred statements per round trip. Memory grows with the
- * number of relations and statement shapes and with the longest line, never
- * with the number of changes.
+ * columns are SET and which compared, which key values are NULL), named
+ * pgbr_cdc_apply_<applier>_<n>, and sent in libpq pipeline mode, a window
+ * of a few hundred statements per round trip. Row counts are checked on the
+ * client, so the results of a batch are all read before its COMMIT is sent
+ * (one more round trip per batch). Memory grows with the number of
+ * relations and statement shapes and with the longest line, never with the
+ * number of changes. The statements are deallocated by cdc_apply_finish()
+ * and cdc_apply_free(), except after a failure in the caller's transaction
+ * (nothing can run in it any more): they then last as long as the session.
  *
  * Transactions: the source transactions (B ... C) are grouped,
  * batch_transactions at a time, into one server transaction each (BEGIN ...
@@ -46,14 +72,18 @@
  * no BEGIN/COMMIT and everything happens inside the caller's transaction,
  * which the caller commits or rolls back. A source transaction is applied
  * entirely or not at all: any failure rolls back the server transaction in
- * progress (in the caller's transaction mode the transaction is left failed
- * for the caller to roll back), and the applier only reports errors from
- * then on.
+ * progress, so also the source transactions of its batch that were complete
+ * but not yet committed (in the caller's transaction mode the transaction
+ * is left failed for the caller to roll back: when the failure was not the
+ * server's, a malformed line say, the applier makes it fail with a
+ * statement that raises an error, so even a COMMIT rolls it back), and the
+ * applier only reports errors from then on (the first one, again).
  *
  * Errors: a malformed line (unknown kind, wrong field count, bad number or
  * LSN, bad escape, \N or \U where a name belongs, \U outside an UPDATE's new
- * values, a change outside B ... C, a B inside a transaction, an unknown
- * relid, changes ending inside a transaction or a line) is XX001 `change
+ * values or as a key value the row is found by, a change outside B ... C, a
+ * B inside a transaction, an unknown relid, changes ending inside a
+ * transaction or a line) is XX001 `change
  * file line is malformed: <why>` with the line number (counted from the
  * applier's first line) in the DETAIL. Server errors come through with the
  * server's SQLSTATE and message; the DETAIL adds the relation and the commit
@@ -89,7 +119,7 @@ typedef struct cdc_apply_options {
 } cdc_apply_options;
 
 typedef struct cdc_apply_stats {
-    uint64_t transactions;      /* C lines applied */
+    uint64_t transactions;      /* C lines applied (until_time_us: up to it) */
     uint64_t inserts, updates, deletes;
     uint64_t truncates;         /* relations truncated */
     uint64_t skipped;           /* I/U/D lines and truncated relations skipped */

@@ -139,6 +139,10 @@ is(up("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_publication_
 like(up("SELECT slot_name || ' ' || plugin FROM pg_replication_slots WHERE database = 'shop'"), qr/^pgbr_\d+_\d+ pgoutput$/,
 	'the chain has a pgoutput slot in the database');
 
+like($pg->safe_psql("SELECT job_id || ' ' || database || ' ' || (wal_held_bytes >= 0) || ' ' || (full_backup <> '') "
+	  . "FROM pgbr.change_streams WHERE database = 'shop'"), qr/^\d+ shop true true$/,
+	'pgbr.change_streams shows the chain\'s slot, its full backup and the WAL it holds');
+
 # ---------------------------------------------------------------------------
 # three rounds of changes, each followed by an incremental
 # ---------------------------------------------------------------------------

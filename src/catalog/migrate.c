@@ -66,6 +66,18 @@ static const char *const catalog_migrations[] = {
     "CREATE INDEX jobs_lease_idx ON pgbr.jobs (lease_expires)\n"
     "    WHERE status NOT IN " CATALOG_TERMINAL_SQL ";\n"
     "COMMENT ON TABLE pgbr.jobs IS 'pgbr jobs (BACKUP, RESTORE, ...): read by SHOW JOBS';\n",
+    /* 1 -> 2: the chains' replication slots and the WAL each holds back
+     * (docs/incremental.md, "What to monitor"). */
+    "CREATE VIEW pgbr.change_streams AS\n"
+    "SELECT substring(s.slot_name FROM '^pgbr_([0-9]+)_[0-9]+$')::bigint AS job_id,\n"
+    "       s.slot_name, s.database, s.active, s.wal_status, s.restart_lsn, s.confirmed_flush_lsn,\n"
+    "       pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.restart_lsn)::bigint AS wal_held_bytes,\n"
+    "       j.description AS full_backup\n"
+    "FROM pg_catalog.pg_replication_slots s\n"
+    "LEFT JOIN pgbr.jobs j ON j.id = substring(s.slot_name FROM '^pgbr_([0-9]+)_[0-9]+$')::bigint\n"
+    "WHERE s.slot_name ~ '^pgbr_[0-9]+_[0-9]+$';\n"
+    "COMMENT ON VIEW pgbr.change_streams IS 'replication slots of pgbr backup chains: the full backup job that "
+    "created each, and the WAL it holds back';\n",
 };
 
 #define CATALOG_NSTEPS ((int)(sizeof catalog_migrations / sizeof catalog_migrations[0]))

@@ -484,9 +484,11 @@ static const char *kind_word(char kind)
 static void add_context(pgbr_error *err, const apply_pending *p)
 {
     char lsn[CDC_LSN_TEXT_SIZE];
-    char *server = err->detail;
+    char *server = err->detail;     /* ours now: pgbr_error_detail() frees the old detail */
     char *ctx = NULL;
     int n = -1;
+
+    err->detail = NULL;
 
     lsn_text(p->lsn, lsn);
     switch (p->kind) {
@@ -511,11 +513,13 @@ static void add_context(pgbr_error *err, const apply_pending *p)
         break;
     }
     if (n < 0)
-        return;
-    if (server != NULL)
+        err->detail = server;
+    else if (server != NULL)
         pgbr_error_detail(err, "%s\n%s", server, ctx);
     else
         pgbr_error_detail(err, "%s", ctx);
+    if (n >= 0)
+        free(server);
     free(ctx);
 }
 
@@ -1003,9 +1007,12 @@ static bool line_commit(cdc_apply *a, int nf, pgbr_error *err)
     a->stats.transactions++;
     a->stats.last_commit_time_us = t;
     if (a->own_txn && ++a->txns_in_batch >= a->batch) {
-        /* wait for the COMMIT: the counters to keep on a later failure are
-         * the ones it made durable */
-        if (!send_sql(a, "COMMIT", 'c', err) || !drain(a, err))
+        /* Every result is checked before COMMIT goes out: a change that
+         * matched no row succeeded as far as the server knows, so a COMMIT
+         * in the same pipeline would make it durable. The COMMIT is waited
+         * for too: the counters to keep on a later failure are the ones it
+         * made durable. */
+        if (!drain(a, err) || !send_sql(a, "COMMIT", 'c', err) || !drain(a, err))
             return fail(a, err);
         a->server_txn_open = false;
         a->committed = a->stats;
@@ -1356,6 +1363,8 @@ bool cdc_apply_bytes(void *arg, const void *data, size_t len, pgbr_error *err)
     cdc_apply *a = arg;
     const char *p = data, *end = p + len;
 
+    if (a->failed || a->finished)
+        return cdc_apply_line(a, "", 0, err);   /* the error it reports */
     while (p < end) {
         const char *lf = memchr(p, '\n', (size_t)(end - p));
 
@@ -1525,6 +1534,7 @@ bool cdc_apply_finish(cdc_apply *a, cdc_apply_stats *out, pgbr_error *err)
         return false;
     }
     a->finished = true;
+    /* checked before COMMIT goes out (see line_commit) */
     if (!drain(a, err))
         return fail(a, err);
     if (a->own_txn && a->server_txn_open) {
