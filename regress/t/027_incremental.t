@@ -364,5 +364,34 @@ my $want48 = sums($pg, 'small');
 ok_via("RESTORE DATABASE small FROM LATEST IN 'nodelocal://0/s48' WITH new_db_name = r48", 'restore the 48-layer chain');
 same_state('r48', $want48, 'the 48-layer chain restores the newest state');
 
+# ---------------------------------------------------------------------------
+# the same through a driver: psycopg 3 (extended protocol, $n parameters)
+# ---------------------------------------------------------------------------
+
+SKIP:
+{
+	my $python = '/usr/bin/python3';
+	my ($prc) = run_cmd([ $python, '-c', 'import psycopg' ]);
+	skip 'python3-psycopg is not installed', 3 if $prc;
+	$pg->safe_psql("UPDATE s SET v = -1 WHERE id = 7", dbname => 'small');
+	my $want = sums($pg, 'small');
+	my $script = <<'PY';
+import sys, psycopg
+with psycopg.connect(sys.argv[1], autocommit=True) as conn:
+    row = conn.execute("BACKUP DATABASE small INTO LATEST IN %s", ("nodelocal://0/s48",)).fetchone()
+    print("backup", row[1])
+    ends = [r[6] for r in conn.execute("SHOW BACKUP FROM LATEST IN %s", ("nodelocal://0/s48",)).fetchall()
+            if r[3] == "database"]
+    print("layers", len(ends))
+    row = conn.execute("RESTORE DATABASE small FROM LATEST IN %s AS OF SYSTEM TIME %s WITH new_db_name = rpy",
+                       ("nodelocal://0/s48", str(ends[-1]))).fetchone()
+    print("restore", row[1])
+PY
+	my ($rc2, $o2, $e2) = run_cmd([ $python, '-c', $script, $pgbr->connstr ]);
+	is($rc2, 0, 'psycopg: incremental BACKUP and RESTORE AS OF SYSTEM TIME $2') or diag($e2);
+	is($o2, "backup succeeded\nlayers 50\nrestore succeeded\n", 'psycopg: both succeeded, 50 layers');
+	same_state('rpy', $want, 'psycopg: the restored database');
+}
+
 $pgbr->stop;
 done_testing();
