@@ -417,6 +417,48 @@ static bool tables_to_copy(PGconn *conn, const char *publication, backup_relatio
     return ok || oom(err);
 }
 
+/* Tables of the publication that lost their replica identity since (a
+ * dropped primary key, REPLICA IDENTITY NOTHING) leave it: PostgreSQL
+ * refuses UPDATE and DELETE on a published table without one, and pgbr
+ * must not make application writes fail. They are then copied whole, like
+ * every keyless table. */
+static bool leave_keyless(PGconn *conn, const char *publication, pgbr_error *err)
+{
+    const char *params[1] = { publication };
+    PGresult *res = PQexecParams(
+        conn,
+        "SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', n.nspname, c.relname), ', ') "
+        "FROM pg_catalog.pg_publication p JOIN pg_catalog.pg_publication_rel pr ON pr.prpubid = p.oid "
+        "JOIN pg_catalog.pg_class c ON c.oid = pr.prrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE p.pubname = $1 AND (c.relreplident = 'n' "
+        "  OR (c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i "
+        "                                           WHERE i.indrelid = c.oid AND i.indisprimary)) "
+        "  OR (c.relreplident = 'i' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i "
+        "                                           WHERE i.indrelid = c.oid AND i.indisreplident)))",
+        1, NULL, params, NULL, NULL, 0);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        pgclient_error_from(conn, res, NULL, err);
+        PQclear(res);
+        return false;
+    }
+    bool ok = true;
+    if (!PQgetisnull(res, 0, 0)) {
+        char *id = PQescapeIdentifier(conn, publication, strlen(publication));
+        char *sql = NULL;
+        ok = id && asprintf(&sql, "ALTER PUBLICATION %s DROP TABLE %s", id, PQgetvalue(res, 0, 0)) >= 0;
+        if (!ok)
+            sql = NULL;
+        ok = ok ? pgclient_exec(conn, sql, err) : oom(err);
+        if (ok)
+            log_info("publication \"%s\": %s left it (no replica identity any more); copied whole from now on",
+                     publication, PQgetvalue(res, 0, 0));
+        PQfreemem(id);
+        free(sql);
+    }
+    PQclear(res);
+    return ok;
+}
+
 static void relations_free(backup_relation *r, size_t n)
 {
     for (size_t i = 0; r && i < n; i++) {
@@ -507,7 +549,7 @@ static bool layer_database(const backup_request *req, const chain *c, const char
              "ON p.oid = pr.prpubid WHERE p.pubname = %s AND pr.prrelid = c.oid)",
              lit ? lit : "''");
     PQfreemem(lit);
-    bool ok = check_slot(conn, c->full, fdb->slot_name, err) &&
+    bool ok = check_slot(conn, c->full, fdb->slot_name, err) && leave_keyless(conn, fdb->publication, err) &&
               tables_to_copy(conn, fdb->publication, &copy, &ncopy, err) &&
               engine_stream_publication_sql(conn, "ALTER PUBLICATION", fdb->publication, NULL, 0, false, extra, &alter,
                                             &empty, err);
