@@ -102,6 +102,44 @@ bool engine_stream_publication_sql(PGconn *conn, const char *verb, const char *p
     return true;
 }
 
+/* A replication connection (s->repl, kept open: the exported snapshot lives
+ * as long as it does) and a pgoutput slot on it with an exported snapshot;
+ * s->lsn and s->snapshot get the slot's consistent point and snapshot name.
+ * A temporary slot is gone when the connection closes. */
+static bool open_slot(const char *conninfo, const char *dbname, const char *slot, bool temporary, engine_stream *s,
+                      pgbr_error *err)
+{
+    char *repl_info = NULL;
+    if (asprintf(&repl_info, "%s replication=database", conninfo ? conninfo : "") < 0)
+        return oom(err);
+    s->repl = pgclient_connect(repl_info, dbname, "pgbr backup stream", err);
+    free(repl_info);
+    if (!s->repl)
+        return false;
+    char *id = PQescapeIdentifier(s->repl, slot, strlen(slot));
+    char *cmd = NULL;
+    if (!id || asprintf(&cmd, "CREATE_REPLICATION_SLOT %s%s LOGICAL pgoutput EXPORT_SNAPSHOT", id,
+                        temporary ? " TEMPORARY" : "") < 0) {
+        PQfreemem(id);
+        return oom(err);
+    }
+    PQfreemem(id);
+    PGresult *res = PQexec(s->repl, cmd);
+    free(cmd);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQnfields(res) < 3) {
+        pgclient_error_from(s->repl, res,
+                            temporary ? "could not create a temporary replication slot"
+                                      : "could not create the backup chain's replication slot",
+                            err);
+        PQclear(res);
+        return false;
+    }
+    s->lsn = strdup(PQgetvalue(res, 0, 1));
+    s->snapshot = strdup(PQgetvalue(res, 0, 2));
+    PQclear(res);
+    return (s->lsn && s->snapshot) || oom(err);
+}
+
 bool engine_stream_create(PGconn *conn, const char *conninfo, const char *dbname, const char *slot,
                           const char *publication, const backup_relation *filter, size_t nfilter, bool filtered,
                           engine_stream *s, bool *have, pgbr_error *err)
@@ -136,33 +174,9 @@ bool engine_stream_create(PGconn *conn, const char *conninfo, const char *dbname
     if (!s->publication || !s->slot)
         return oom(err);
 
-    char *repl_info = NULL;
-    if (asprintf(&repl_info, "%s replication=database", conninfo ? conninfo : "") < 0)
-        return oom(err);
-    s->repl = pgclient_connect(repl_info, dbname, "pgbr backup stream", err);
-    free(repl_info);
-    if (!s->repl)
+    if (!open_slot(conninfo, dbname, slot, false, s, err))
         return false;
-    char *id = PQescapeIdentifier(s->repl, slot, strlen(slot));
-    char *cmd = NULL;
-    if (!id || asprintf(&cmd, "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput EXPORT_SNAPSHOT", id) < 0) {
-        PQfreemem(id);
-        return oom(err);
-    }
-    PQfreemem(id);
-    res = PQexec(s->repl, cmd);
-    free(cmd);
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQnfields(res) < 3) {
-        pgclient_error_from(s->repl, res, "could not create the backup chain's replication slot", err);
-        PQclear(res);
-        return false;
-    }
     s->created_slot = true;
-    s->lsn = strdup(PQgetvalue(res, 0, 1));
-    s->snapshot = strdup(PQgetvalue(res, 0, 2));
-    PQclear(res);
-    if (!s->lsn || !s->snapshot)
-        return oom(err);
     *have = true;
     log_info("database \"%s\": change stream slot \"%s\" (publication \"%s\"%s) starts at %s", dbname, slot,
              publication, empty ? ", no table with a replica identity yet" : "", s->lsn);
@@ -173,31 +187,7 @@ bool engine_stream_temporary(const char *conninfo, const char *dbname, const cha
                              pgbr_error *err)
 {
     memset(s, 0, sizeof *s);
-    char *repl_info = NULL;
-    if (asprintf(&repl_info, "%s replication=database", conninfo ? conninfo : "") < 0)
-        return oom(err);
-    s->repl = pgclient_connect(repl_info, dbname, "pgbr backup stream", err);
-    free(repl_info);
-    if (!s->repl)
-        return false;
-    char *id = PQescapeIdentifier(s->repl, slot, strlen(slot));
-    char *cmd = NULL;
-    if (!id || asprintf(&cmd, "CREATE_REPLICATION_SLOT %s TEMPORARY LOGICAL pgoutput EXPORT_SNAPSHOT", id) < 0) {
-        PQfreemem(id);
-        return oom(err);
-    }
-    PQfreemem(id);
-    PGresult *res = PQexec(s->repl, cmd);
-    free(cmd);
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQnfields(res) < 3) {
-        pgclient_error_from(s->repl, res, "could not create a temporary replication slot", err);
-        PQclear(res);
-        return false;
-    }
-    s->lsn = strdup(PQgetvalue(res, 0, 1));
-    s->snapshot = strdup(PQgetvalue(res, 0, 2));
-    PQclear(res);
-    return (s->lsn && s->snapshot) || oom(err);
+    return open_slot(conninfo, dbname, slot, true, s, err);
 }
 
 void engine_stream_close(engine_stream *s)
