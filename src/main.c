@@ -52,26 +52,15 @@ static void apply_runtime_settings(const pgbr_config *cfg)
  * as soon as pgbr is reachable. Blocking is fine here: the loop is not running
  * yet. If the upstream is not up, workers migrate on their first connection.
  */
-static void migrate_catalog_at_start(const char *conninfo, int node_id)
+static void migrate_catalog_at_start(const char *conninfo)
 {
     pgbr_error err = PGBR_ERROR_INIT;
     PGconn *conn = catalog_connect(conninfo, &err);
     if (conn != NULL && catalog_migrate(conn, &err)) {
-        char node[16];
-        const char *params[1] = { node };
-        snprintf(node, sizeof node, "%d", node_id);
         log_info("catalog schema \"pgbr\" is current");
-        /* Jobs cannot yet be adopted after a crash: say what happened to the
-         * ones this node was running instead of leaving them "running". */
-        if (!catalog_exec(conn,
-                          "UPDATE pgbr.jobs SET status = 'failed', finished = now(), modified = now(), "
-                          "error = 'pgbr node ' || $1 || ' restarted while the job was running' "
-                          "WHERE coordinator_id = $1::int8 AND status IN ('pending', 'running', 'pause-requested', "
-                          "'cancel-requested', 'reverting')",
-                          1, params, &err))
-            log_warning("could not mark interrupted jobs failed: %s", err.message);
         pgbr_error_clear(&err);
-        /* and drop what their restores had staged */
+        /* the jobs this node ran before it restarted are adopted by the
+         * node loop (job_node.c); staging databases of jobs that are over */
         if (restore_drop_orphans(conninfo, &err) < 0)
             log_warning("could not drop the staging databases of interrupted restores: %s", err.message);
     } else
@@ -178,12 +167,26 @@ int main(int argc, char **argv)
     apply_runtime_settings(&config);
 
     conninfo = config_catalog_conninfo(&config);
-    migrate_catalog_at_start(conninfo, config.node_id);
+    migrate_catalog_at_start(conninfo);
     pc.workers = config.workers;
     pc.catalog_conninfo = conninfo;
     if (!pool_start(base, &pc)) {
         free(conninfo);
         return 1;
+    }
+    {
+        exec_node_config nc;
+        memset(&nc, 0, sizeof nc);
+        nc.catalog_conninfo = conninfo;
+        nc.job_conninfo = conninfo;
+        nc.external_io_dir = config.external_io_dir;
+        nc.node_id = config.node_id;
+        nc.workers = config.workers;
+        nc.bundle_limit = (uint64_t)config.bundle_limit_kb * 1024;
+        nc.bundle_size = (uint64_t)config.bundle_size_kb * 1024;
+        nc.lease_seconds = config.job_lease_s;
+        nc.retention_seconds = 14 * 24 * 3600;
+        exec_node_start(&nc);
     }
     free(conninfo);
 
@@ -213,6 +216,7 @@ int main(int argc, char **argv)
 
     metrics_stop();
     proxy_stop();
+    exec_node_stop();
     pool_stop();
     event_free(sig_term);
     event_free(sig_int);

@@ -100,7 +100,20 @@ typedef struct backup_request {
      * imported the snapshot and before any data is read. NULL: none. */
     void (*after_snapshot)(void *arg, const char *database, const char *snapshot);
     void *after_snapshot_arg;
+    /* Called with the progress arg once the backup owns its directory:
+     * {"prefix": "<dir relative to the collection>"}, so a later run of the
+     * same job can remove what this one left (backup_discard). NULL: none. */
+    void (*save_checkpoint)(void *arg, const char *json);
 } backup_request;
+
+/*
+ * Remove what an interrupted run of job req->job_id left: the directory
+ * prefix (relative to req->collection_url; NULL: none was taken yet) and,
+ * for a full backup (req->incremental_of NULL), the publication and slots
+ * named after the job in each of req->databases. Missing pieces are not
+ * errors. False (err set) when the storage cannot be opened.
+ */
+bool backup_discard(const backup_request *req, const char *prefix, pgbr_error *err);
 
 /* Progress: fraction_completed in [0, 1] (bytes copied / bytes estimated by
  * pg_relation_size, databases weighted equally), running_status a short text.

@@ -32,6 +32,7 @@ typedef struct pgbr_config {
     char *log_level;
     char *pidfile;
     int max_client_conn;
+    int job_lease_s;           /* --job-lease: seconds a job's lease lasts */
 } pgbr_config;
 
 typedef enum config_parse_result {

@@ -123,6 +123,26 @@ typedef struct exec_config {
 void exec_configure(const exec_config *cfg);
 
 /*
+ * The node's job loop (job_node.c): a thread that renews the leases of the
+ * jobs this node runs, passes PAUSE/CANCEL requests recorded in pgbr.jobs
+ * on to them, adopts jobs no live node holds (a node killed or restarted, a
+ * RESUME) and deletes finished jobs older than the retention. Values are
+ * copied. Start once after the catalog is migrated; stop at exit.
+ */
+typedef struct exec_node_config {
+    const char *catalog_conninfo;   /* pgbr's connection to the catalog database */
+    const char *job_conninfo;       /* as exec_config's */
+    const char *external_io_dir;
+    int node_id;
+    int workers;
+    uint64_t bundle_limit, bundle_size;
+    int lease_seconds;              /* --job-lease; <= 0: 30 */
+    int64_t retention_seconds;      /* --job-retention; <= 0: keep forever */
+} exec_node_config;
+bool exec_node_start(const exec_node_config *cfg);
+void exec_node_stop(void);
+
+/*
  * Notes on the functions above:
  * - exec_start returns NULL when done was already called before it returned
  *   (errors found without any I/O); exec_cancel and exec_abandon accept NULL.

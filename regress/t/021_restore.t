@@ -16,8 +16,8 @@
 #    a data file, a deleted data file, a corrupt manifest, a non-admin user;
 #    after a failed restore no destination and no staging database is left;
 #  - pgbr killed with SIGKILL during a restore: no destination database, and
-#    at restart the staging database is dropped and the job marked failed;
-#    the same restore then succeeds;
+#    at restart pgbr adopts the job: the staging database the killed run
+#    left is dropped and the restore runs again to the end;
 #  - consistency under load: pgbench writes while BACKUP runs; the backup's
 #    exported snapshot (PGBR_TEST_SNAPSHOT_DIR hook) is checksummed while the
 #    backup waits, and the restored database equals that snapshot.
@@ -547,19 +547,19 @@ is($pgbr->wait_exit(10), 128 + 9, 'pgbr killed with SIGKILL');
 $pgbr->check_log_ok('the killed pgbr');
 is(dbs_like('bench\_restored'), '', 'no destination database after the kill');
 
+# restarted, pgbr adopts the job it was running: what the killed run staged
+# is dropped and the restore runs again to the end
 $pgbr = PgbrTest::Pgbr->new(pg => $pg, @pgbr_args);
-is(staging_dbs(), '', 'the staging database is dropped at restart');
-like($pg->safe_psql("SELECT status || ': ' || error FROM pgbr.jobs WHERE id = $kill_job"),
-	qr/^failed: .*restarted while the job was running/, 'the interrupted restore job is failed, saying why');
-
-($rc, $out, $err) = $pgbr->psql("RESTORE DATABASE bench FROM LATEST IN 'nodelocal://0/bench' WITH new_db_name = 'bench_restored'",
-	raw => 1, @VERBOSE, timeout => 300);
-is($rc, 0, 'the same restore succeeds after the restart') or diag($err);
-@r = result_row($out);
-is($r[1], 'succeeded', 'succeeded');
+ok(wait_for(sub { $pg->safe_psql("SELECT status FROM pgbr.jobs WHERE id = $kill_job") !~ /^(running|pending)$/ }, 300, 0.2),
+	'the interrupted restore ends after the restart');
+is($pg->safe_psql("SELECT status || ':' || error FROM pgbr.jobs WHERE id = $kill_job"), 'succeeded:',
+	'the restarted pgbr adopted the restore and finished it');
+like($pgbr->log_content, qr/job $kill_job: RESTORE adopted by node 1/, 'the log says the job was adopted');
+like($pgbr->log_content, qr/dropped staging database "pgbr_restore_${kill_job}_0" left by an earlier run/,
+	'the killed run\'s staging database was dropped first');
 my $snap_rows = 0;
 $snap_rows += (/^(\d+):/)[0] for values %$snap_sums;
-is($r[3], $snap_rows, 'rows = the rows the snapshot saw');
+is($pg->safe_psql("SELECT rows FROM pgbr.jobs WHERE id = $kill_job"), $snap_rows, 'rows = the rows the snapshot saw');
 my $restored = parse_sums($pg->safe_psql(sums_sql(map { "public.$_" } @bench_tables), dbname => 'bench_restored', timeout => 300));
 is_deeply($restored, $snap_sums, 'the restored pgbench tables equal the backup\'s snapshot, under load');
 is(staging_dbs(), '', 'no staging database at the end');

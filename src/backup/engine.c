@@ -16,6 +16,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "engine_int.h"
 #include "pgbr/buf.h"
 #include "pgbr/log.h"
@@ -1055,6 +1057,7 @@ bool backup_run(const backup_request *req, backup_progress_fn progress, void *ar
     if (!layout_lock_backup_dir(st, prefix, req->job_id, err))
         goto done;
     locked = true;
+    engine_note_prefix(req, arg, prefix);
     m = manifest_new(err);
     if (!m)
         goto done;
@@ -1113,6 +1116,44 @@ done:
     manifest_free(m);
     storage_close(st);
     return ok;
+}
+
+void engine_note_prefix(const backup_request *req, void *arg, const char *prefix)
+{
+    if (!req->save_checkpoint)
+        return;
+    json_t *o = json_pack("{s:s}", "prefix", prefix);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (text)
+        req->save_checkpoint(arg, text);
+    free(text);
+    json_decref(o);
+}
+
+bool backup_discard(const backup_request *req, const char *prefix, pgbr_error *err)
+{
+    if (prefix && prefix[0]) {
+        storage *st = storage_open(req->collection_url, req->storage, err);
+        if (!st)
+            return false;
+        pgbr_error e2 = PGBR_ERROR_INIT;
+        if (!storage_delete_prefix(st, prefix, &e2))
+            log_warning("backup job %" PRId64 ": could not remove %s/%s: %s", req->job_id, storage_display_url(st),
+                        prefix, e2.message ? e2.message : "");
+        else
+            log_info("backup job %" PRId64 ": removed %s/%s, left by an earlier run", req->job_id,
+                     storage_display_url(st), prefix);
+        pgbr_error_clear(&e2);
+        storage_close(st);
+    }
+    /* a full backup's change stream is named after its job */
+    for (size_t i = 0; !req->incremental_of && i < req->ndatabases; i++) {
+        char slot[64], pub[64];
+        snprintf(slot, sizeof slot, "pgbr_%" PRId64 "_%zu", req->job_id, i);
+        snprintf(pub, sizeof pub, "pgbr_%" PRId64, req->job_id);
+        engine_stream_drop(req->conninfo, req->databases[i], slot, pub);
+    }
+    return true;
 }
 
 bool engine_backup_database(const backup_request *req, const char *prefix, storage *st, size_t dbi, manifest *m,

@@ -80,6 +80,9 @@ bool engine_backup_database(const backup_request *req, const char *prefix, stora
                             engine_layer_db *layer, backup_progress_fn progress, void *arg, backup_result *out,
                             pgbr_error *err);
 
+/* Tell req->save_checkpoint (if any) the directory the backup now owns. */
+void engine_note_prefix(const backup_request *req, void *arg, const char *prefix);
+
 /* ---- parallel copy (engine_copy.c) ---- */
 
 typedef struct engine_chunk {

@@ -655,6 +655,7 @@ bool backup_incremental_run(const backup_request *req, backup_progress_fn progre
         !layout_lock_backup_dir(st, dir, req->job_id, err))
         goto done;
     locked = true;
+    engine_note_prefix(req, arg, dir);
     m = manifest_new(err);
     if (!m)
         goto done;

@@ -52,6 +52,8 @@ static const opt_def opt_defs[] = {
     { "bundle-limit", OPT_INT, OFF(bundle_limit_kb), "KB",
       "tables up to this size share bundle files in a backup (default 1024; 0: a file per table)" },
     { "bundle-size", OPT_INT, OFF(bundle_size_kb), "KB", "size a bundle file grows to (default 32768)" },
+    { "job-lease", OPT_INT, OFF(job_lease_s), "SECONDS",
+      "a job whose node has not renewed its lease for this long is adopted by another node (default 30)" },
     { "metrics-listen", OPT_STR, OFF(metrics_listen), "HOST:PORT", "serve Prometheus /metrics here" },
     { "tls-cert", OPT_STR, OFF(tls_cert), "FILE", "certificate for TLS to clients (PEM)" },
     { "tls-key", OPT_STR, OFF(tls_key), "FILE", "private key for TLS to clients (PEM)" },
@@ -107,6 +109,7 @@ static void set_defaults(pgbr_config *cfg)
     cfg->bundle_size_kb = 32768;
     cfg->log_level = strdup("info");
     cfg->max_client_conn = 1000;
+    cfg->job_lease_s = 30;
 }
 
 static const opt_def *find_def(const char *key)
@@ -221,6 +224,8 @@ static bool validate(pgbr_config *cfg, pgbr_error *err)
         return pgbr_error_set(err, "22023", "--tls-cert and --tls-key must be given together");
     if (cfg->workers < 1)
         return pgbr_error_set(err, "22023", "--workers must be at least 1");
+    if (cfg->job_lease_s < 2)
+        return pgbr_error_set(err, "22023", "--job-lease must be at least 2 seconds");
     if (cfg->bundle_limit_kb < 0 || cfg->bundle_size_kb < 1)
         return pgbr_error_set(err, "22023", "--bundle-limit must be at least 0 and --bundle-size at least 1");
     if (cfg->upstream_port < 1 || cfg->upstream_port > 65535)

@@ -21,6 +21,7 @@
  * failed at start).
  */
 #include <inttypes.h>
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -659,6 +660,13 @@ done:
     free(go);
 }
 
+/* The engine names the directory it writes as soon as it owns it, so a
+ * later run can remove what this one left. */
+static void backup_save_checkpoint(void *arg, const char *json)
+{
+    exec_job_save_checkpoint(arg, json);
+}
+
 static bool backup_work(exec_job *job, pgbr_error *err)
 {
     backup_state *st = job->state;
@@ -669,7 +677,7 @@ static bool backup_work(exec_job *job, pgbr_error *err)
     br.conninfo = job->conninfo;
     br.databases = (const char *const *)st->dbs;
     br.ndatabases = (size_t)st->ndbs;
-    if (st->patterns) {
+    if (st->filters) {
         br.tables = (const backup_relation *const *)st->filters;
         br.ntables = st->nfilters;
         br.patterns = (const char *const *)st->given;
@@ -691,6 +699,7 @@ static bool backup_work(exec_job *job, pgbr_error *err)
         br.after_snapshot = test_snapshot_hook;
         br.after_snapshot_arg = getenv("PGBR_TEST_SNAPSHOT_DIR");
     }
+    br.save_checkpoint = backup_save_checkpoint;
     bool ok = br.incremental_of ? backup_incremental_run(&br, exec_job_progress, job, &res, err)
                                 : backup_run(&br, exec_job_progress, job, &res, err);
     job->rows = res.rows;
@@ -699,7 +708,141 @@ static bool backup_work(exec_job *job, pgbr_error *err)
     return ok;
 }
 
-static const exec_job_ops backup_ops = { "BACKUP", backup_prepare, backup_work, state_free };
+/* ---- another run of the job (job_node.c) ---- */
+
+static char *spec_save(exec_job *job)
+{
+    backup_state *st = job->state;
+    json_t *o = json_object(), *dbs = json_array(), *tables = st->filters ? json_array() : json_null();
+    json_t *given = json_array();
+    char *out = NULL;
+    if (!o || !dbs || !tables || !given)
+        goto done;
+    for (int i = 0; i < st->ndbs; i++) {
+        json_array_append_new(dbs, json_string(st->dbs[i]));
+        if (st->filters) {
+            json_t *rels = json_array();
+            for (size_t k = 0; rels && k < st->nfilters[i]; k++)
+                json_array_append_new(rels, json_pack("{s:s, s:s}", "schema", st->filters[i][k].schema, "name",
+                                                      st->filters[i][k].name));
+            json_array_append_new(tables, rels);
+        }
+    }
+    for (int i = 0; st->given && i < st->npatterns; i++)
+        json_array_append_new(given, json_string(st->given[i]));
+    json_object_set_new(o, "url", json_string(st->url));
+    json_object_set_new(o, "incremental_of", st->incremental_of ? json_string(st->incremental_of) : json_null());
+    json_object_set_new(o, "revision_history", json_boolean(st->revision_history));
+    json_object_set_new(o, "cluster", json_boolean(st->cluster));
+    json_object_set(o, "databases", dbs);
+    json_object_set(o, "tables", tables);
+    json_object_set(o, "given", given);
+    out = json_dumps(o, JSON_COMPACT);
+done:
+    json_decref(o);
+    json_decref(dbs);
+    json_decref(tables);
+    json_decref(given);
+    return out;
+}
+
+static bool spec_bad(pgbr_error *err)
+{
+    return pgbr_error_set(err, "XX000", "the stored request of the job cannot be read");
+}
+
+static char *spec_strdup(json_t *v)
+{
+    return json_is_string(v) ? strdup(json_string_value(v)) : NULL;
+}
+
+static bool spec_load(exec_job *job, const char *text, pgbr_error *err)
+{
+    json_error_t jerr;
+    json_t *o = json_loads(text, 0, &jerr);
+    backup_state *st = calloc(1, sizeof *st);
+    bool ok = o && st && json_is_object(o);
+    if (!st) {
+        json_decref(o);
+        return oom(err);
+    }
+    json_t *dbs = ok ? json_object_get(o, "databases") : NULL, *tables = ok ? json_object_get(o, "tables") : NULL;
+    json_t *given = ok ? json_object_get(o, "given") : NULL;
+    ok = ok && json_is_array(dbs) && (st->url = spec_strdup(json_object_get(o, "url"))) != NULL;
+    if (ok && json_is_string(json_object_get(o, "incremental_of")))
+        ok = (st->incremental_of = spec_strdup(json_object_get(o, "incremental_of"))) != NULL;
+    st->revision_history = json_is_true(json_object_get(o, "revision_history"));
+    st->cluster = json_is_true(json_object_get(o, "cluster"));
+    size_t n = ok ? json_array_size(dbs) : 0;
+    ok = ok && (st->dbs = calloc(n + 1, sizeof *st->dbs)) != NULL;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (st->dbs[st->ndbs++] = spec_strdup(json_array_get(dbs, i))) != NULL;
+    if (ok && json_is_array(tables)) {
+        /* a table backup: its resolved relations per database */
+        ok = json_array_size(tables) == n && json_is_array(given) &&
+             (st->tdbs = calloc(n + 1, sizeof *st->tdbs)) != NULL &&
+             (st->filters = calloc(n + 1, sizeof *st->filters)) != NULL &&
+             (st->nfilters = calloc(n + 1, sizeof *st->nfilters)) != NULL &&
+             (st->patterns = calloc(json_array_size(given) + 1, sizeof *st->patterns)) != NULL &&
+             (st->given = calloc(json_array_size(given) + 1, sizeof *st->given)) != NULL;
+        for (size_t i = 0; ok && i < json_array_size(given); i++)
+            ok = (st->given[st->npatterns++] = spec_strdup(json_array_get(given, i))) != NULL;
+        for (size_t i = 0; ok && i < n; i++) {
+            json_t *rels = json_array_get(tables, i);
+            table_db *d = &st->tdbs[st->ntdbs++];
+            size_t nr = json_array_size(rels);
+            ok = json_is_array(rels) && (d->name = strdup(st->dbs[i])) != NULL &&
+                 (d->rels = calloc(nr + 1, sizeof *d->rels)) != NULL &&
+                 (d->filter = calloc(nr + 1, sizeof *d->filter)) != NULL;
+            for (size_t k = 0; ok && k < nr; k++) {
+                table_rel *r = &d->rels[d->nrels++];
+                ok = (r->schema = spec_strdup(json_object_get(json_array_get(rels, k), "schema"))) != NULL &&
+                     (r->name = spec_strdup(json_object_get(json_array_get(rels, k), "name"))) != NULL;
+                if (ok)
+                    d->filter[k] = (backup_relation){ r->schema, r->name };
+            }
+            st->filters[i] = d->filter;
+            st->nfilters[i] = d->nrels;
+        }
+    }
+    json_decref(o);
+    if (!ok) {
+        state_free(st);
+        return spec_bad(err);
+    }
+    job->state = st;
+    return true;
+}
+
+/* What an earlier run left: its backup directory (the checkpoint names
+ * it) and, for a full backup, the change stream it created. */
+static bool backup_discard_job(exec_job *job, pgbr_error *err)
+{
+    backup_state *st = job->state;
+    json_error_t jerr;
+    json_t *cp = job->checkpoint ? json_loads(job->checkpoint, 0, &jerr) : NULL;
+    const char *prefix = json_string_value(json_object_get(cp, "prefix"));
+    backup_request br;
+    memset(&br, 0, sizeof br);
+    br.conninfo = job->conninfo;
+    br.databases = (const char *const *)st->dbs;
+    br.ndatabases = (size_t)st->ndbs;
+    br.collection_url = st->url;
+    br.storage = &job->storage;
+    br.job_id = job->id;
+    br.incremental_of = st->incremental_of;
+    bool ok = backup_discard(&br, prefix, err);
+    json_decref(cp);
+    return ok;
+}
+
+static const exec_job_ops backup_ops = { "BACKUP", backup_prepare, backup_work, state_free,
+                                         spec_save, spec_load, backup_discard_job };
+
+const exec_job_ops *exec_backup_job_ops(void)
+{
+    return &backup_ops;
+}
 
 /* ---- loop side ---- */
 

@@ -86,6 +86,19 @@ typedef struct exec_job_ops {
      * progress with exec_job_progress(job, ...). */
     bool (*run)(exec_job *job, pgbr_error *err);
     void (*free_state)(void *state);
+    /* worker, after prepare: what run needs, as JSON text without any
+     * secret (malloc'd; NULL when out of memory). Kept in pgbr.jobs.payload
+     * so another run (a RESUME, an adoption after a crash, another node)
+     * can rebuild the job without the client's session. */
+    char *(*spec_save)(exec_job *job);
+    /* node loop: rebuild job->state from spec_save's text. job->id, user,
+     * is_admin, description and the configuration are set. */
+    bool (*spec_load)(exec_job *job, const char *spec, pgbr_error *err);
+    /* node loop: remove what an earlier run of the job left (its files,
+     * slots, staging databases), using job->checkpoint when it has one:
+     * before a re-run from scratch, and for a cancel of a job that is not
+     * running anywhere. */
+    bool (*discard)(exec_job *job, pgbr_error *err);
 } exec_job_ops;
 
 struct exec_job {
@@ -105,8 +118,21 @@ struct exec_job {
     struct pg_conn *conn;       /* the worker's catalog connection, during run */
     time_t last_progress;
     /* set by the loop thread when the client cancels a blocking job (its
-     * CancelRequest); the worker's next progress call then stops the job */
+     * CancelRequest), or by the node loop when the row says
+     * cancel-requested; the worker's next progress call then stops the job */
     _Atomic bool cancel_requested;
+    /* node loop: the row says pause-requested (stop, keep the checkpoint) */
+    _Atomic bool pause_requested;
+    /* node loop: another node holds the job's lease now: stop without
+     * touching the row or what was written */
+    _Atomic bool lost;
+    bool adopted;               /* rebuilt from pgbr.jobs by the node loop */
+    bool rerun;                 /* an earlier run left state: discard it first */
+    char *spec;                 /* ops->spec_save's text */
+    char *checkpoint;           /* the last checkpoint saved (JSON), or NULL */
+    int attempts;               /* runs that ended in a transient error */
+    bool reverting;             /* the row says reverting */
+    int outcome;                /* job.c's job_outcome once run is over */
     bool running;               /* the job row exists and run has not returned */
     bool inserted;
     bool ok;
@@ -130,6 +156,23 @@ bool exec_job_progress(void *job, double fraction, const char *status);
  * that is asked to stop (the statement then ends with the job, 57014);
  * false when there is no such job to stop. */
 bool exec_job_cancel(exec_request *req);
+/* Save the job's checkpoint (JSON text, no secrets) in its row; worker
+ * only, during run. Logged, not fatal, when the catalog cannot be reached. */
+void exec_job_save_checkpoint(exec_job *job, const char *json);
+/* The ops of a job type ("BACKUP", "RESTORE"), or NULL. */
+const exec_job_ops *exec_backup_job_ops(void);
+const exec_job_ops *exec_restore_job_ops(void);
+
+/* ---- the node's jobs (job_node.c) ---- */
+/* A job starts or stops running on this node (its lease is renewed and its
+ * row watched for pause and cancel requests meanwhile). Any thread. */
+void exec_node_register(exec_job *job);
+void exec_node_unregister(exec_job *job);
+/* Seconds a lease lasts (--job-lease). */
+int exec_node_lease_seconds(void);
+/* Run a job this node adopted or resumed, on a thread of its own with its
+ * own catalog connection; the job is freed when it is over. */
+void exec_job_start_thread(exec_job *job, const char *catalog_conninfo);
 
 struct exec_request {
     int refs;

@@ -17,6 +17,7 @@
  */
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,11 +62,61 @@ void exec_job_free(exec_job *job)
     free(job->description);
     free(job->conninfo);
     free(job->external_io_dir);
+    free(job->spec);
+    free(job->checkpoint);
     pgbr_error_clear(&job->err);
     free(job);
 }
 
 /* ---- worker side ---- */
+
+/* Why a run stopped. */
+typedef enum job_outcome {
+    JOB_SUCCEEDED,
+    JOB_FAILED,
+    JOB_CANCELED,
+    JOB_PAUSED,
+    JOB_LOST            /* another node holds the lease: leave the row alone */
+} job_outcome;
+
+/* Transient errors are retried (reference 1.7): the upstream or its
+ * connection went away, the server is starting or shutting down, too many
+ * connections, a serialization failure, storage I/O. */
+#define JOB_MAX_ATTEMPTS 8
+#define JOB_RETRY_INITIAL_MS 1000
+#define JOB_RETRY_MAX_MS 30000
+
+static bool job_error_transient(const pgbr_error *err)
+{
+    static const char *const codes[] = { "57P01", "57P02", "57P03", "53300", "40001", "40P01", "58030" };
+    if (strncmp(err->sqlstate, "08", 2) == 0)
+        return true;
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+        if (strcmp(err->sqlstate, codes[i]) == 0)
+            return true;
+    return false;
+}
+
+static const char *job_id_text(const exec_job *job, char buf[32])
+{
+    snprintf(buf, 32, "%" PRId64, job->id);
+    return buf;
+}
+
+/* The job's catalog connection, reconnected when the upstream restarted. */
+static bool job_conn_ok(PGconn *conn)
+{
+    if (conn == NULL)
+        return false;
+    if (PQstatus(conn) != CONNECTION_OK)
+        PQreset(conn);
+    return PQstatus(conn) == CONNECTION_OK;
+}
+
+static bool job_stopping(const exec_job *job)
+{
+    return job->cancel_requested || job->pause_requested || job->lost;
+}
 
 bool exec_job_progress(void *arg, double fraction, const char *status)
 {
@@ -74,15 +125,26 @@ bool exec_job_progress(void *arg, double fraction, const char *status)
     char frac[32], id[32];
     const char *params[3];
     pgbr_error err = PGBR_ERROR_INIT;
-    if (job->cancel_requested)
+    if (job_stopping(job)) {
+        /* a cancel shows as reverting while the job removes what it wrote */
+        if (job->cancel_requested && !job->lost && !job->reverting && job->conn != NULL) {
+            params[0] = job_id_text(job, id);
+            if (catalog_exec(job->conn,
+                             "UPDATE pgbr.jobs SET status = 'reverting', running_status = 'reverting', "
+                             "modified = now() WHERE id = $1::int8 AND status IN ('running', 'cancel-requested', "
+                             "'pause-requested')",
+                             1, params, &err))
+                job->reverting = true;
+            pgbr_error_clear(&err);
+        }
         return false;
+    }
     /* at most once a second: SHOW JOBS from another session sees it move */
     if (job->conn == NULL || now == job->last_progress)
         return true;
     job->last_progress = now;
     snprintf(frac, sizeof frac, "%.4f", fraction);
-    snprintf(id, sizeof id, "%" PRId64, job->id);
-    params[0] = id;
+    params[0] = job_id_text(job, id);
     params[1] = frac;
     params[2] = status;
     if (!catalog_exec(job->conn,
@@ -94,28 +156,57 @@ bool exec_job_progress(void *arg, double fraction, const char *status)
     return true;
 }
 
-static void job_record_end(exec_job *job, PGconn *conn)
+void exec_job_save_checkpoint(exec_job *job, const char *json)
+{
+    char id[32];
+    const char *params[2] = { job_id_text(job, id), json };
+    pgbr_error err = PGBR_ERROR_INIT;
+    char *copy = json ? strdup(json) : NULL;
+    free(job->checkpoint);
+    job->checkpoint = copy;
+    if (!job_conn_ok(job->conn) ||
+        !catalog_exec(job->conn, "UPDATE pgbr.jobs SET checkpoint = $2::jsonb, modified = now() WHERE id = $1::int8",
+                      2, params, &err))
+        log_warning("job %" PRId64 ": could not save its checkpoint: %s", job->id,
+                    err.message ? err.message : "no catalog connection");
+    pgbr_error_clear(&err);
+}
+
+static void job_record_end(exec_job *job, PGconn *conn, job_outcome outcome)
 {
     char id[32], rows[32], idx[32], bytes[32];
     const char *params[6];
     pgbr_error err = PGBR_ERROR_INIT;
-    snprintf(id, sizeof id, "%" PRId64, job->id);
+    if (outcome == JOB_LOST)
+        return;
+    params[0] = job_id_text(job, id);
+    if (!job_conn_ok(conn)) {
+        log_error("job %" PRId64 ": could not record its end: no catalog connection", job->id);
+        return;
+    }
+    if (outcome == JOB_PAUSED) {
+        /* claimable again once resumed: no node, no lease */
+        params[1] = job->err.message ? job->err.message : "";
+        if (!catalog_exec(conn,
+                          "UPDATE pgbr.jobs SET status = 'paused', coordinator_id = NULL, lease_expires = NULL, "
+                          "running_status = CASE WHEN $2 = '' THEN 'paused' ELSE 'paused after errors: ' || $2 END, "
+                          "modified = now() WHERE id = $1::int8",
+                          2, params, &err))
+            log_error("job %" PRId64 ": could not record its pause: %s", job->id, err.message);
+        pgbr_error_clear(&err);
+        return;
+    }
     snprintf(rows, sizeof rows, "%" PRIu64, job->rows);
     snprintf(idx, sizeof idx, "%" PRIu64, job->index_entries);
     snprintf(bytes, sizeof bytes, "%" PRIu64, job->bytes);
-    params[0] = id;
-    params[1] = job->ok ? "succeeded"
-                : job->cancel_requested && strcmp(job->err.sqlstate, "57014") == 0 ? "canceled"
-                                                                                 : "failed";
-    params[2] = job->ok ? "" : (job->err.message ? job->err.message : "unknown error");
+    params[1] = outcome == JOB_SUCCEEDED ? "succeeded" : outcome == JOB_CANCELED ? "canceled" : "failed";
+    params[2] = outcome == JOB_SUCCEEDED ? "" : (job->err.message ? job->err.message : "unknown error");
     params[3] = rows;
     params[4] = idx;
     params[5] = bytes;
-    if (PQstatus(conn) != CONNECTION_OK)
-        PQreset(conn);
     if (!catalog_exec(conn,
                       "UPDATE pgbr.jobs SET status = $2, error = $3, rows = $4::int8, index_entries = $5::int8, "
-                      "bytes = $6::int8, finished = now(), modified = now(), "
+                      "bytes = $6::int8, finished = now(), modified = now(), lease_expires = NULL, "
                       "fraction_completed = CASE WHEN $2 = 'succeeded' THEN 1 ELSE fraction_completed END, "
                       "running_status = NULL WHERE id = $1::int8",
                       6, params, &err))
@@ -123,47 +214,171 @@ static void job_record_end(exec_job *job, PGconn *conn)
     pgbr_error_clear(&err);
 }
 
+/* A transient error: recorded in execution_errors, so SHOW JOB shows why
+ * the job took longer. */
+static void job_record_retry(exec_job *job, PGconn *conn)
+{
+    char id[32];
+    const char *params[2] = { job_id_text(job, id), job->err.message ? job->err.message : "unknown error" };
+    pgbr_error err = PGBR_ERROR_INIT;
+    if (job_conn_ok(conn) &&
+        !catalog_exec(conn,
+                      "UPDATE pgbr.jobs SET execution_errors = execution_errors || $2, "
+                      "running_status = 'retrying after: ' || $2, modified = now() WHERE id = $1::int8",
+                      2, params, &err))
+        log_warning("job %" PRId64 ": could not record a retry: %s", job->id, err.message);
+    pgbr_error_clear(&err);
+}
+
+/* Wait before the next attempt; false when the job is to stop meanwhile. */
+static bool job_backoff(exec_job *job)
+{
+    int ms = JOB_RETRY_INITIAL_MS;
+    for (int i = 1; i < job->attempts && ms < JOB_RETRY_MAX_MS; i++)
+        ms *= 2;
+    if (ms > JOB_RETRY_MAX_MS)
+        ms = JOB_RETRY_MAX_MS;
+    for (int waited = 0; waited < ms; waited += 100) {
+        if (job_stopping(job))
+            return false;
+        struct timespec ts = { 0, 100 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+    return !job_stopping(job);
+}
+
+/* What an earlier run left, removed before running again (or for good,
+ * when the job is canceled while nothing runs it). */
+static void job_discard(exec_job *job)
+{
+    pgbr_error err = PGBR_ERROR_INIT;
+    if (job->ops->discard && !job->ops->discard(job, &err))
+        log_warning("job %" PRId64 ": could not remove what an earlier run left: %s", job->id,
+                    err.message ? err.message : "unknown error");
+    pgbr_error_clear(&err);
+}
+
+/* The outcome of a stop the job asked for (the engine returned 57014). */
+static job_outcome job_stop_outcome(exec_job *job)
+{
+    if (job->lost)
+        return JOB_LOST;
+    if (job->cancel_requested)
+        return JOB_CANCELED;
+    return JOB_PAUSED;
+}
+
 static void job_run(exec_job *job, PGconn *conn)
 {
-    if (!catalog_require_conn(conn, &job->err))
+    job_outcome outcome = JOB_FAILED;
+    if (!catalog_require_conn(conn, &job->err)) {
+        exec_node_unregister(job);
+        if (job->adopted)
+            return;     /* the lease runs out; a node adopts it again */
+        job_record_end(job, conn, JOB_FAILED);
         return;
-    job->conn = conn;
-    job->ok = job->ops->run(job, &job->err);
-    job->conn = NULL;
-    if (!job->ok && job->cancel_requested && strcmp(job->err.sqlstate, "57014") == 0) {
+    }
+    exec_node_register(job);
+    for (;;) {
+        if (job_stopping(job)) {
+            outcome = job_stop_outcome(job);
+            if (outcome == JOB_CANCELED)
+                job_discard(job);
+            break;
+        }
+        if (job->rerun)
+            job_discard(job);
+        pgbr_error_clear(&job->err);
+        job->conn = conn;
+        job->ok = job->ops->run(job, &job->err);
+        job->conn = NULL;
+        job->rerun = true;
+        if (job->ok) {
+            outcome = JOB_SUCCEEDED;
+            break;
+        }
+        if (job_stopping(job) && strcmp(job->err.sqlstate, "57014") == 0) {
+            outcome = job_stop_outcome(job);
+            break;
+        }
+        if (!job_error_transient(&job->err)) {
+            outcome = JOB_FAILED;
+            break;
+        }
+        job->attempts++;
+        log_warning("job %" PRId64 ": %s attempt %d failed with a transient error, retrying: %s", job->id,
+                    job->ops->job_type, job->attempts, job->err.message ? job->err.message : "");
+        if (job->attempts >= JOB_MAX_ATTEMPTS) {
+            /* a restore that keeps failing pauses instead (reference 1.7):
+             * RESUME JOB tries again once the cause is fixed */
+            outcome = strcmp(job->ops->job_type, "RESTORE") == 0 ? JOB_PAUSED : JOB_FAILED;
+            break;
+        }
+        job_record_retry(job, conn);
+        if (!job_backoff(job)) {
+            outcome = job_stop_outcome(job);
+            if (outcome == JOB_CANCELED)
+                job_discard(job);
+            break;
+        }
+    }
+    exec_node_unregister(job);
+    if (outcome == JOB_CANCELED) {
         pgbr_error_clear(&job->err);
         pgbr_error_set(&job->err, "57014", "canceling statement due to user request");
         pgbr_error_detail(&job->err, "Job %" PRId64 " was canceled; what it had written is removed.", job->id);
+    } else if (outcome == JOB_PAUSED && job_stopping(job)) {
+        pgbr_error_clear(&job->err);
     }
-    job_record_end(job, conn);
-    if (job->ok)
-        log_info("job %" PRId64 ": %s succeeded", job->id, job->ops->job_type);
-    else
-        log_info("job %" PRId64 ": %s failed: %s", job->id, job->ops->job_type,
-                 job->err.message ? job->err.message : "unknown error");
+    job->outcome = (int)outcome;
+    job_record_end(job, conn, outcome);
+    switch (outcome) {
+        case JOB_SUCCEEDED:
+            log_info("job %" PRId64 ": %s succeeded", job->id, job->ops->job_type);
+            break;
+        case JOB_PAUSED:
+            log_info("job %" PRId64 ": %s paused%s%s", job->id, job->ops->job_type,
+                     job->err.message ? " after errors: " : "", job->err.message ? job->err.message : "");
+            break;
+        case JOB_LOST:
+            log_warning("job %" PRId64 ": another pgbr node took the job over (this node's lease ran out)",
+                        job->id);
+            break;
+        default:
+            log_info("job %" PRId64 ": %s %s: %s", job->id, job->ops->job_type,
+                     outcome == JOB_CANCELED ? "canceled" : "failed",
+                     job->err.message ? job->err.message : "unknown error");
+    }
 }
 
 /* The statement's own checks, then the job row (worker thread). */
 static void job_insert(exec_job *job, PGconn *conn)
 {
-    char id[32], node[16];
-    const char *params[5];
+    char id[32], node[16], lease[16];
+    const char *params[8];
     if (!catalog_require_conn(conn, &job->err))
         return;
     if (job->ops->prepare && !job->ops->prepare(job, conn, &job->err))
         return;
-    snprintf(id, sizeof id, "%" PRId64, job->id);
+    job->spec = job->ops->spec_save ? job->ops->spec_save(job) : NULL;
     snprintf(node, sizeof node, "%d", job->node_id);
-    params[0] = id;
+    snprintf(lease, sizeof lease, "%d", exec_node_lease_seconds());
+    params[0] = job_id_text(job, id);
     params[1] = job->description;
     params[2] = job->user;
     params[3] = node;
     params[4] = job->ops->job_type;
+    params[5] = job->spec;
+    params[6] = lease;
+    params[7] = job->is_admin ? "t" : "f";
     job->inserted = catalog_exec(conn,
                                  "INSERT INTO pgbr.jobs (id, job_type, status, description, statement, user_name, "
-                                 "created, started, modified, coordinator_id) "
-                                 "VALUES ($1::int8, $5, 'running', $2, $2, $3, now(), now(), now(), $4::int8)",
-                                 5, params, &job->err);
+                                 "created, started, modified, coordinator_id, lease_expires, payload) "
+                                 "VALUES ($1::int8, $5, 'running', $2, $2, $3, now(), now(), now(), $4::int8, "
+                                 "now() + make_interval(secs => $7::int), "
+                                 "CASE WHEN $6::jsonb IS NULL THEN NULL "
+                                 "ELSE jsonb_build_object('spec', $6::jsonb, 'is_admin', $8::bool) END)",
+                                 8, params, &job->err);
 }
 
 /* ---- detached: the job outlives the request ---- */
@@ -176,6 +391,59 @@ static void detached_work(void *arg, struct pg_conn *conn)
 static void detached_done(void *arg)
 {
     exec_job_free(arg);
+}
+
+/* ---- adopted: rebuilt from its row by the node loop ---- */
+
+typedef struct adopted_run {
+    exec_job *job;
+    char *catalog_conninfo;
+} adopted_run;
+
+static void *adopted_main(void *arg)
+{
+    adopted_run *ar = arg;
+    exec_job *job = ar->job;
+    pgbr_error err = PGBR_ERROR_INIT;
+    PGconn *conn = catalog_connect(ar->catalog_conninfo, &err);
+    if (conn == NULL) {
+        log_warning("job %" PRId64 ": no catalog connection to run it: %s", job->id, err.message);
+        catalog_note_unavailable(&err);
+    }
+    job_run(job, conn);
+    catalog_note_unavailable(NULL);
+    pgbr_error_clear(&err);
+    if (conn)
+        PQfinish(conn);
+    exec_job_free(job);
+    free(ar->catalog_conninfo);
+    free(ar);
+    return NULL;
+}
+
+void exec_job_start_thread(exec_job *job, const char *catalog_conninfo)
+{
+    adopted_run *ar = calloc(1, sizeof *ar);
+    pthread_t t;
+    pthread_attr_t attr;
+    if (ar == NULL || (ar->catalog_conninfo = strdup(catalog_conninfo ? catalog_conninfo : "")) == NULL) {
+        free(ar);
+        log_error("job %" PRId64 ": out of memory starting it", job->id);
+        exec_node_unregister(job);
+        exec_job_free(job);
+        return;
+    }
+    ar->job = job;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, adopted_main, ar) != 0) {
+        log_error("job %" PRId64 ": could not start a thread for it", job->id);
+        exec_node_unregister(job);
+        free(ar->catalog_conninfo);
+        free(ar);
+        exec_job_free(job);
+    }
+    pthread_attr_destroy(&attr);
 }
 
 /* ---- loop side ---- */
@@ -222,10 +490,22 @@ static void blocking_after(exec_request *req)
 {
     exec_job *job = req->job;
     job->running = false;
-    if (job->ok)
+    if (job->ok) {
         result_row(req, job);
-    else
+    } else if (job->outcome == JOB_PAUSED && job->err.message == NULL) {
+        exec_fail(req, "55000", "job %" PRId64 " was paused before it completed", job->id);
+    } else if (job->outcome == JOB_LOST) {
+        exec_fail(req, "55000", "job %" PRId64 " was taken over by another pgbr node before it completed", job->id);
+    } else if (job->outcome == JOB_PAUSED) {
+        pgbr_error e = PGBR_ERROR_INIT;
+        pgbr_error_set(&e, job->err.sqlstate, "job %" PRId64 " paused after repeated errors: %s", job->id,
+                       job->err.message);
+        pgbr_error_hint(&e, "RESUME JOB %" PRId64 " tries again.", job->id);
+        exec_finish(req, NULL, &e);
+        pgbr_error_clear(&e);
+    } else {
         exec_finish(req, NULL, &job->err);
+    }
 }
 
 static void insert_work(exec_request *req, struct pg_conn *conn)

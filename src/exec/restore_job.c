@@ -17,6 +17,7 @@
  * resolved with the client's current database and search path, read from
  * its own session. Not yet: AS OF SYSTEM TIME, incrementals, encryption.
  */
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,10 +78,10 @@ static void state_free(void *arg)
 
 /* ---- worker side ---- */
 
-static bool restore_prepare_job(exec_job *job, struct pg_conn *conn, pgbr_error *err)
+/* The request from the state (the loop side or spec_load filled it). */
+static void fill_request(exec_job *job)
 {
     restore_state *st = job->state;
-    (void)conn;
     st->rr.conninfo = job->conninfo;
     st->rr.collection_url = st->url;
     st->rr.storage = &job->storage;
@@ -98,6 +99,13 @@ static bool restore_prepare_job(exec_job *job, struct pg_conn *conn, pgbr_error 
     st->rr.search_path = (const char *const *)st->search_path;
     st->rr.nsearch_path = (size_t)st->nsearch_path;
     st->rr.workers = job->workers;
+}
+
+static bool restore_prepare_job(exec_job *job, struct pg_conn *conn, pgbr_error *err)
+{
+    restore_state *st = job->state;
+    (void)conn;
+    fill_request(job);
     if (!restore_prepare(&st->rr, &st->plan, err))
         return false;
     /* the job records the backup LATEST resolved to (reference 1.7): the
@@ -117,6 +125,13 @@ static bool restore_work(exec_job *job, pgbr_error *err)
 {
     restore_state *st = job->state;
     restore_result res;
+    memset(&res, 0, sizeof res);
+    /* another run (a retry, a resume, an adoption): the checks again */
+    if (st->plan == NULL) {
+        fill_request(job);
+        if (!restore_prepare(&st->rr, &st->plan, err))
+            return false;
+    }
     bool ok = restore_execute(st->plan, exec_job_progress, job, &res, err);
     job->rows = res.rows;
     job->index_entries = res.index_entries;
@@ -126,7 +141,140 @@ static bool restore_work(exec_job *job, pgbr_error *err)
     return ok;
 }
 
-static const exec_job_ops restore_ops = { "RESTORE", restore_prepare_job, restore_work, state_free };
+/* ---- another run of the job (job_node.c) ---- */
+
+static json_t *string_array(char *const *v, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; a && i < n; i++)
+        json_array_append_new(a, json_string(v[i]));
+    return a;
+}
+
+static json_t *string_or_null(const char *v)
+{
+    return v ? json_string(v) : json_null();
+}
+
+static char *spec_save(exec_job *job)
+{
+    restore_state *st = job->state;
+    const restore_request *r = &st->rr;
+    json_t *o = json_object(), *tables = json_array();
+    for (int i = 0; tables && i < st->ntables; i++) {
+        json_t *parts = json_array();
+        for (int k = 0; parts && k < st->tables[i].nparts; k++)
+            json_array_append_new(parts, json_string(st->tables[i].parts[k]));
+        json_array_append_new(tables, json_pack("{s:o, s:b}", "parts", parts, "star", st->tables[i].star));
+    }
+    /* the backup LATEST resolved to: a later run restores the same one */
+    const char *subdir = st->plan ? restore_plan_subdir(st->plan) : st->subdir;
+    json_object_set_new(o, "url", json_string(st->url));
+    json_object_set_new(o, "subdir", string_or_null(subdir));
+    json_object_set_new(o, "databases", string_array(st->dbs, st->ndbs));
+    json_object_set_new(o, "new_db_name", string_or_null(st->new_db_name));
+    json_object_set_new(o, "tables", tables);
+    json_object_set_new(o, "into_db", string_or_null(st->into_db));
+    json_object_set_new(o, "current_database", string_or_null(st->current_db));
+    json_object_set_new(o, "search_path", string_array(st->search_path, st->nsearch_path));
+    json_object_set_new(o, "cluster", json_boolean(r->cluster));
+    json_object_set_new(o, "as_of", json_boolean(r->as_of));
+    json_object_set_new(o, "as_of_us", json_integer(r->as_of_us));
+    json_object_set_new(o, "schema_only", json_boolean(r->schema_only));
+    json_object_set_new(o, "verify_data", json_boolean(r->verify_data));
+    json_object_set_new(o, "skip_missing_foreign_keys", json_boolean(r->skip_missing_foreign_keys));
+    json_object_set_new(o, "skip_missing_sequences", json_boolean(r->skip_missing_sequences));
+    json_object_set_new(o, "skip_missing_sequence_owners", json_boolean(r->skip_missing_sequence_owners));
+    json_object_set_new(o, "skip_missing_views", json_boolean(r->skip_missing_views));
+    char *out = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return out;
+}
+
+/* A string member: *out NULL for null or missing; false when it is there
+ * but not a string (or out of memory). */
+static bool spec_string(json_t *o, const char *key, char **out)
+{
+    json_t *v = json_object_get(o, key);
+    *out = NULL;
+    if (v == NULL || json_is_null(v))
+        return true;
+    return json_is_string(v) && (*out = strdup(json_string_value(v))) != NULL;
+}
+
+static bool spec_strings(json_t *o, const char *key, char ***out, int *n)
+{
+    json_t *a = json_object_get(o, key);
+    size_t len = json_array_size(a);
+    *n = 0;
+    if (!json_is_array(a) || (*out = calloc(len + 1, sizeof **out)) == NULL)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!json_is_string(json_array_get(a, i)) ||
+            ((*out)[(*n)++] = strdup(json_string_value(json_array_get(a, i)))) == NULL)
+            return false;
+    return true;
+}
+
+static bool spec_load(exec_job *job, const char *text, pgbr_error *err)
+{
+    json_error_t jerr;
+    json_t *o = json_loads(text, 0, &jerr);
+    restore_state *st = calloc(1, sizeof *st);
+    if (!st) {
+        json_decref(o);
+        return pgbr_error_set(err, "53200", "out of memory");
+    }
+    json_t *tables = json_object_get(o, "tables");
+    bool ok = json_is_object(o) && spec_string(o, "url", &st->url) && st->url &&
+              spec_string(o, "subdir", &st->subdir) && spec_strings(o, "databases", &st->dbs, &st->ndbs) &&
+              spec_string(o, "new_db_name", &st->new_db_name) && spec_string(o, "into_db", &st->into_db) &&
+              spec_string(o, "current_database", &st->current_db) &&
+              spec_strings(o, "search_path", &st->search_path, &st->nsearch_path) && json_is_array(tables) &&
+              (st->tables = calloc(json_array_size(tables) + 1, sizeof *st->tables)) != NULL;
+    for (size_t i = 0; ok && i < json_array_size(tables); i++) {
+        json_t *t = json_array_get(tables, i), *parts = json_object_get(t, "parts");
+        restore_table_pattern *p = &st->tables[st->ntables++];
+        p->star = json_is_true(json_object_get(t, "star"));
+        ok = json_is_array(parts) && json_array_size(parts) <= 3;
+        for (size_t k = 0; ok && k < json_array_size(parts); k++)
+            ok = json_is_string(json_array_get(parts, k)) &&
+                 (p->parts[p->nparts++] = strdup(json_string_value(json_array_get(parts, k)))) != NULL;
+    }
+    if (ok) {
+        restore_request *r = &st->rr;
+        r->cluster = json_is_true(json_object_get(o, "cluster"));
+        r->as_of = json_is_true(json_object_get(o, "as_of"));
+        r->as_of_us = json_integer_value(json_object_get(o, "as_of_us"));
+        r->schema_only = json_is_true(json_object_get(o, "schema_only"));
+        r->verify_data = json_is_true(json_object_get(o, "verify_data"));
+        r->skip_missing_foreign_keys = json_is_true(json_object_get(o, "skip_missing_foreign_keys"));
+        r->skip_missing_sequences = json_is_true(json_object_get(o, "skip_missing_sequences"));
+        r->skip_missing_sequence_owners = json_is_true(json_object_get(o, "skip_missing_sequence_owners"));
+        r->skip_missing_views = json_is_true(json_object_get(o, "skip_missing_views"));
+    }
+    json_decref(o);
+    if (!ok) {
+        state_free(st);
+        return pgbr_error_set(err, "XX000", "the stored request of the job cannot be read");
+    }
+    job->state = st;
+    return true;
+}
+
+/* What an earlier run staged: its staging databases. */
+static bool restore_discard_job(exec_job *job, pgbr_error *err)
+{
+    return restore_discard(job->conninfo, job->id, err) >= 0;
+}
+
+static const exec_job_ops restore_ops = { "RESTORE", restore_prepare_job, restore_work, state_free,
+                                          spec_save, spec_load, restore_discard_job };
+
+const exec_job_ops *exec_restore_job_ops(void)
+{
+    return &restore_ops;
+}
 
 /* ---- loop side ---- */
 

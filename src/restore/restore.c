@@ -967,20 +967,20 @@ bool restore_execute(restore_plan *p, restore_progress_fn progress, void *arg, r
 
 /* ---- after a crash ---- */
 
-int restore_drop_orphans(const char *conninfo, pgbr_error *err)
+/* Drop the staging databases the query lists (its one column). */
+static int drop_listed(const char *conninfo, const char *sql, int nparams, const char *const *params,
+                       const char *why, pgbr_error *err)
 {
     PGconn *conn = pgclient_connect(conninfo, NULL, "pgbr restore cleanup", err);
     if (!conn)
         return -1;
     int dropped = 0;
-    PGresult *res = pgclient_query(
-        conn,
-        "SELECT d.datname FROM pg_catalog.pg_database d "
-        "WHERE d.datname ~ '^" RESTORE_STAGING_PREFIX "[0-9]+_[0-9]+$' "
-        "  AND NOT EXISTS (SELECT 1 FROM pgbr.jobs j WHERE j.id = substring(d.datname from '^"
-        RESTORE_STAGING_PREFIX "([0-9]+)_')::bigint AND j.status IN ('running', 'paused', 'pending', "
-        "'pause-requested', 'cancel-requested', 'reverting'))",
-        err);
+    PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        pgclient_error_from(conn, res, NULL, err);
+        PQclear(res);
+        res = NULL;
+    }
     if (!res) {
         PQfinish(conn);
         return -1;
@@ -990,7 +990,7 @@ int restore_drop_orphans(const char *conninfo, pgbr_error *err)
         pgbr_error e = PGBR_ERROR_INIT;
         if (exec_ident(conn, force ? "DROP DATABASE IF EXISTS %s WITH (FORCE)" : "DROP DATABASE IF EXISTS %s",
                        PQgetvalue(res, i, 0), NULL, &e)) {
-            log_info("dropped staging database \"%s\" of a restore that did not finish", PQgetvalue(res, i, 0));
+            log_info("dropped staging database \"%s\" %s", PQgetvalue(res, i, 0), why);
             dropped++;
         } else {
             log_warning("could not drop staging database \"%s\": %s", PQgetvalue(res, i, 0),
@@ -1001,4 +1001,26 @@ int restore_drop_orphans(const char *conninfo, pgbr_error *err)
     PQclear(res);
     PQfinish(conn);
     return dropped;
+}
+
+int restore_drop_orphans(const char *conninfo, pgbr_error *err)
+{
+    return drop_listed(conninfo,
+                       "SELECT d.datname FROM pg_catalog.pg_database d "
+                       "WHERE d.datname ~ '^" RESTORE_STAGING_PREFIX "[0-9]+_[0-9]+$' "
+                       "  AND NOT EXISTS (SELECT 1 FROM pgbr.jobs j WHERE j.id = substring(d.datname from '^"
+                       RESTORE_STAGING_PREFIX "([0-9]+)_')::bigint AND j.status IN ('running', 'paused', 'pending', "
+                       "'pause-requested', 'cancel-requested', 'reverting'))",
+                       0, NULL, "of a restore that did not finish", err);
+}
+
+int restore_discard(const char *conninfo, int64_t job_id, pgbr_error *err)
+{
+    char id[32];
+    snprintf(id, sizeof id, "%" PRId64, job_id);
+    const char *params[1] = { id };
+    return drop_listed(conninfo,
+                       "SELECT d.datname FROM pg_catalog.pg_database d "
+                       "WHERE d.datname ~ ('^" RESTORE_STAGING_PREFIX "' || $1 || '_[0-9]+$')",
+                       1, params, "left by an earlier run of its job", err);
 }

@@ -1,0 +1,389 @@
+/*
+ * job_node.c - this node's share of the job system (DESIGN.md section 3):
+ * the jobs it runs, their leases, and the jobs it adopts.
+ *
+ * One thread with its own catalog connection wakes every second:
+ * - it renews the lease (lease_expires = now() + --job-lease) of every job
+ *   this node runs, and reads their rows back: a row that says
+ *   pause-requested or cancel-requested makes the job stop at its next
+ *   chunk boundary (PAUSE JOB and CANCEL JOB from any node only change the
+ *   row); a row this node no longer holds (its lease ran out while the
+ *   process was stalled and another node took the job) makes it stop
+ *   without touching anything;
+ * - it claims jobs no live node holds: a lease that ran out (a killed or
+ *   partitioned node), none at all (RESUME JOB clears it), and, in its first
+ *   round only, every job whose coordinator is this node's id (this process
+ *   restarted: nothing of them runs here). A claim is one UPDATE of one row
+ *   ... FOR UPDATE SKIP LOCKED, so two nodes never claim the same job. The
+ *   job is rebuilt from the spec its first run stored (no secret is ever
+ *   stored) and runs on a thread of its own from its checkpoint;
+ * - once an hour it deletes finished jobs older than --job-retention.
+ *
+ * The upstream's clock decides leases, so the nodes' clocks do not matter.
+ */
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "exec_internal.h"
+#include "pgbr/catalog.h"
+#include "pgbr/exec.h"
+#include "pgbr/log.h"
+
+#define NODE_TICK_MS 1000
+#define NODE_RETENTION_EVERY_S 3600
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t wake;
+    bool started, stop;
+    pthread_t thread;
+    exec_job **jobs;            /* mu: the jobs running on this node */
+    size_t njobs, cap;
+    int lease_seconds;
+    int64_t retention_seconds;
+    exec_node_config cfg;       /* copies */
+} node = { .mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .lease_seconds = 30 };
+
+int exec_node_lease_seconds(void)
+{
+    return node.lease_seconds;
+}
+
+void exec_node_register(exec_job *job)
+{
+    pthread_mutex_lock(&node.mu);
+    for (size_t i = 0; i < node.njobs; i++)
+        if (node.jobs[i] == job) {
+            pthread_mutex_unlock(&node.mu);
+            return;
+        }
+    if (node.njobs == node.cap) {
+        size_t cap = node.cap ? node.cap * 2 : 8;
+        exec_job **j = realloc(node.jobs, cap * sizeof *j);
+        if (j) {
+            node.jobs = j;
+            node.cap = cap;
+        }
+    }
+    if (node.njobs < node.cap)
+        node.jobs[node.njobs++] = job;
+    pthread_mutex_unlock(&node.mu);
+}
+
+void exec_node_unregister(exec_job *job)
+{
+    pthread_mutex_lock(&node.mu);
+    for (size_t i = 0; i < node.njobs; i++)
+        if (node.jobs[i] == job) {
+            node.jobs[i] = node.jobs[--node.njobs];
+            break;
+        }
+    pthread_mutex_unlock(&node.mu);
+}
+
+/* "{1,2,3}": the ids of the jobs running here (mu held). */
+static char *local_ids(void)
+{
+    size_t cap = 3 + node.njobs * 21;
+    char *s = malloc(cap), *p = s;
+    if (!s)
+        return NULL;
+    *p++ = '{';
+    for (size_t i = 0; i < node.njobs; i++)
+        p += snprintf(p, cap - (size_t)(p - s), "%s%" PRId64, i ? "," : "", node.jobs[i]->id);
+    *p++ = '}';
+    *p = '\0';
+    return s;
+}
+
+/* Renew the leases of the jobs running here; pass on pause and cancel
+ * requests. */
+static void heartbeat(PGconn *conn)
+{
+    char node_id[16], lease[16];
+    pthread_mutex_lock(&node.mu);
+    char *ids = node.njobs ? local_ids() : NULL;
+    pthread_mutex_unlock(&node.mu);
+    if (!ids)
+        return;
+    snprintf(node_id, sizeof node_id, "%d", node.cfg.node_id);
+    snprintf(lease, sizeof lease, "%d", node.lease_seconds);
+    const char *params[3] = { ids, node_id, lease };
+    PGresult *res = PQexecParams(conn,
+                                 "UPDATE pgbr.jobs SET lease_expires = now() + make_interval(secs => $3::int) "
+                                 "WHERE id = ANY($1::int8[]) AND coordinator_id = $2::int8 "
+                                 "RETURNING id, status",
+                                 3, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_warning("could not renew the leases of this node's jobs: %s", PQerrorMessage(conn));
+        PQclear(res);
+        free(ids);
+        return;
+    }
+    pthread_mutex_lock(&node.mu);
+    for (size_t i = 0; i < node.njobs; i++) {
+        exec_job *job = node.jobs[i];
+        bool held = false;
+        /* only jobs that were running when the ids were taken */
+        char key[24];
+        snprintf(key, sizeof key, "%" PRId64, job->id);
+        /* ids is "{a,b}": look for "a," or "a}" after "{" or "," */
+        bool listed = false;
+        for (const char *p = strstr(ids, key); p && !listed; p = strstr(p + 1, key))
+            listed = (p[-1] == '{' || p[-1] == ',') && (p[strlen(key)] == ',' || p[strlen(key)] == '}');
+        for (int r = 0; r < PQntuples(res); r++) {
+            if (strcmp(PQgetvalue(res, r, 0), key) != 0)
+                continue;
+            held = true;
+            const char *status = PQgetvalue(res, r, 1);
+            if (strcmp(status, "pause-requested") == 0 && !job->pause_requested) {
+                log_info("job %" PRId64 ": pause requested", job->id);
+                job->pause_requested = true;
+            } else if (strcmp(status, "cancel-requested") == 0 && !job->cancel_requested) {
+                log_info("job %" PRId64 ": cancel requested", job->id);
+                job->cancel_requested = true;
+            } else if (strcmp(status, "running") == 0 && job->pause_requested && !job->cancel_requested) {
+                /* RESUME before the pause took effect */
+                job->pause_requested = false;
+            }
+        }
+        if (listed && !held && !job->lost) {
+            log_warning("job %" PRId64 ": this node no longer holds its lease", job->id);
+            job->lost = true;
+        }
+    }
+    pthread_mutex_unlock(&node.mu);
+    PQclear(res);
+    free(ids);
+}
+
+static const exec_job_ops *ops_for(const char *type)
+{
+    if (strcmp(type, "BACKUP") == 0)
+        return exec_backup_job_ops();
+    if (strcmp(type, "RESTORE") == 0)
+        return exec_restore_job_ops();
+    return NULL;
+}
+
+/* A job that cannot be adopted ends with why. */
+static void fail_claimed(PGconn *conn, const char *id, const char *why)
+{
+    const char *params[2] = { id, why };
+    pgbr_error err = PGBR_ERROR_INIT;
+    log_error("job %s cannot be adopted: %s", id, why);
+    if (!catalog_exec(conn,
+                      "UPDATE pgbr.jobs SET status = 'failed', error = $2, finished = now(), modified = now(), "
+                      "lease_expires = NULL, running_status = NULL WHERE id = $1::int8",
+                      2, params, &err))
+        log_warning("job %s: could not record its failure: %s", id, err.message);
+    pgbr_error_clear(&err);
+}
+
+/* Rebuild a claimed row as a job and start it. */
+static void adopt(PGconn *conn, PGresult *res)
+{
+    const char *id = PQgetvalue(res, 0, 0), *type = PQgetvalue(res, 0, 1), *status = PQgetvalue(res, 0, 2);
+    const exec_job_ops *ops = ops_for(type);
+    pgbr_error err = PGBR_ERROR_INIT;
+    if (!ops) {
+        fail_claimed(conn, id, "pgbr does not run jobs of this type");
+        return;
+    }
+    if (PQgetisnull(res, 0, 5)) {
+        fail_claimed(conn, id, "the job was started by a pgbr version that did not keep what is needed to resume it");
+        return;
+    }
+    exec_job *job = calloc(1, sizeof *job);
+    if (!job)
+        return;
+    job->ops = ops;
+    job->id = strtoll(id, NULL, 10);
+    job->user = strdup(PQgetvalue(res, 0, 3));
+    job->is_admin = strcmp(PQgetvalue(res, 0, 7), "t") == 0;
+    job->description = strdup(PQgetvalue(res, 0, 4));
+    job->conninfo = strdup(node.cfg.job_conninfo ? node.cfg.job_conninfo : "");
+    job->external_io_dir = node.cfg.external_io_dir ? strdup(node.cfg.external_io_dir) : NULL;
+    job->node_id = node.cfg.node_id;
+    job->workers = node.cfg.workers;
+    job->bundle_limit = node.cfg.bundle_limit;
+    job->bundle_size = node.cfg.bundle_size;
+    job->storage.external_io_dir = job->external_io_dir;
+    job->storage.node_id = job->node_id;
+    job->detached = true;
+    job->adopted = true;
+    job->rerun = true;
+    job->spec = strdup(PQgetvalue(res, 0, 5));
+    job->checkpoint = PQgetisnull(res, 0, 6) ? NULL : strdup(PQgetvalue(res, 0, 6));
+    if (!job->user || !job->description || !job->conninfo || !job->spec) {
+        exec_job_free(job);
+        return;
+    }
+    if (!ops->spec_load(job, job->spec, &err)) {
+        fail_claimed(conn, id, err.message ? err.message : "its stored request could not be read");
+        pgbr_error_clear(&err);
+        exec_job_free(job);
+        return;
+    }
+    if (strcmp(status, "pause-requested") == 0)
+        job->pause_requested = true;
+    else if (strcmp(status, "cancel-requested") == 0 || strcmp(status, "reverting") == 0)
+        job->cancel_requested = true;
+    log_info("job %s: %s adopted by node %d (status %s)", id, type, node.cfg.node_id, status);
+    /* listed as running here before the next claim looks */
+    exec_node_register(job);
+    exec_job_start_thread(job, node.cfg.catalog_conninfo);
+}
+
+/* Claim the jobs no live node holds, one row at a time. */
+static void claim(PGconn *conn, bool first_round)
+{
+    char node_id[16], lease[16];
+    snprintf(node_id, sizeof node_id, "%d", node.cfg.node_id);
+    snprintf(lease, sizeof lease, "%d", node.lease_seconds);
+    for (int n = 0; n < 16; n++) {
+        pthread_mutex_lock(&node.mu);
+        char *ids = local_ids();
+        bool stop = node.stop;
+        pthread_mutex_unlock(&node.mu);
+        if (!ids || stop) {
+            free(ids);
+            return;
+        }
+        const char *params[4] = { node_id, lease, ids, first_round ? "t" : "f" };
+        PGresult *res = PQexecParams(
+            conn,
+            "WITH c AS (SELECT id FROM pgbr.jobs "
+            "  WHERE status IN ('pending', 'running', 'pause-requested', 'cancel-requested', 'reverting') "
+            "    AND job_type IN ('BACKUP', 'RESTORE') AND NOT (id = ANY($3::int8[])) "
+            "    AND (lease_expires IS NULL OR lease_expires < now() "
+            "         OR ($4::bool AND coordinator_id = $1::int8)) "
+            "  ORDER BY created LIMIT 1 FOR UPDATE SKIP LOCKED) "
+            "UPDATE pgbr.jobs j SET coordinator_id = $1::int8, "
+            "  lease_expires = now() + make_interval(secs => $2::int), modified = now(), "
+            "  status = CASE WHEN j.status = 'pending' THEN 'running' ELSE j.status END "
+            "FROM c WHERE j.id = c.id "
+            "RETURNING j.id, j.job_type, j.status, j.user_name, j.description, j.payload->>'spec', "
+            "  j.checkpoint::text, "
+            "  COALESCE((j.payload->>'is_admin')::bool, false)",
+            4, NULL, params, NULL, NULL, 0);
+        free(ids);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            log_warning("could not look for jobs to adopt: %s", PQerrorMessage(conn));
+            PQclear(res);
+            return;
+        }
+        if (PQntuples(res) == 0) {
+            PQclear(res);
+            return;
+        }
+        adopt(conn, res);
+        PQclear(res);
+    }
+}
+
+static void retention(PGconn *conn)
+{
+    if (node.retention_seconds <= 0)
+        return;
+    char secs[32];
+    snprintf(secs, sizeof secs, "%" PRId64, node.retention_seconds);
+    const char *params[1] = { secs };
+    PGresult *res = PQexecParams(conn,
+                                 "DELETE FROM pgbr.jobs WHERE status IN ('succeeded', 'failed', 'canceled', 'revert-failed')"
+                                 " AND COALESCE(finished, modified) < now() - make_interval(secs => $1::float8)",
+                                 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        log_warning("could not delete old jobs: %s", PQerrorMessage(conn));
+    else if (strcmp(PQcmdTuples(res), "0") != 0)
+        log_info("deleted %s finished jobs older than the retention", PQcmdTuples(res));
+    PQclear(res);
+}
+
+static void *node_main(void *arg)
+{
+    (void)arg;
+    PGconn *conn = NULL;
+    bool first_round = true;
+    time_t last_retention = 0;
+    pthread_mutex_lock(&node.mu);
+    while (!node.stop) {
+        pthread_mutex_unlock(&node.mu);
+        if (conn && PQstatus(conn) != CONNECTION_OK) {
+            PQfinish(conn);
+            conn = NULL;
+        }
+        if (!conn) {
+            pgbr_error err = PGBR_ERROR_INIT;
+            conn = catalog_connect(node.cfg.catalog_conninfo, &err);
+            pgbr_error_clear(&err);
+        }
+        pgbr_error verr = PGBR_ERROR_INIT;
+        bool ready = conn && catalog_schema_version(conn, &verr) >= 1;
+        pgbr_error_clear(&verr);
+        if (ready) {
+            heartbeat(conn);
+            claim(conn, first_round);
+            first_round = false;
+            if (time(NULL) - last_retention >= NODE_RETENTION_EVERY_S) {
+                retention(conn);
+                last_retention = time(NULL);
+            }
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += NODE_TICK_MS / 1000;
+        pthread_mutex_lock(&node.mu);
+        if (!node.stop)
+            pthread_cond_timedwait(&node.wake, &node.mu, &ts);
+    }
+    pthread_mutex_unlock(&node.mu);
+    if (conn)
+        PQfinish(conn);
+    return NULL;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+bool exec_node_start(const exec_node_config *cfg)
+{
+    node.cfg = *cfg;
+    node.cfg.catalog_conninfo = dup_or_null(cfg->catalog_conninfo);
+    node.cfg.job_conninfo = dup_or_null(cfg->job_conninfo);
+    node.cfg.external_io_dir = dup_or_null(cfg->external_io_dir);
+    node.lease_seconds = cfg->lease_seconds > 0 ? cfg->lease_seconds : 30;
+    node.retention_seconds = cfg->retention_seconds;
+    node.stop = false;
+    if (pthread_create(&node.thread, NULL, node_main, NULL) != 0) {
+        log_error("could not start the job node thread");
+        return false;
+    }
+    node.started = true;
+    return true;
+}
+
+void exec_node_stop(void)
+{
+    if (!node.started)
+        return;
+    pthread_mutex_lock(&node.mu);
+    node.stop = true;
+    pthread_cond_signal(&node.wake);
+    pthread_mutex_unlock(&node.mu);
+    pthread_join(node.thread, NULL);
+    node.started = false;
+    free((char *)node.cfg.catalog_conninfo);
+    free((char *)node.cfg.job_conninfo);
+    free((char *)node.cfg.external_io_dir);
+    free(node.jobs);
+    node.jobs = NULL;
+    node.njobs = node.cap = 0;
+}
