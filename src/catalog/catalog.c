@@ -223,7 +223,17 @@ bool catalog_exec(struct pg_conn *conn, const char *sql, int nparams, const char
 {
     /* Without parameters use the simple protocol: migrations are scripts of
      * several statements, which the extended protocol refuses. */
+    bool idle = PQtransactionStatus(conn) == PQTRANS_IDLE;
     PGresult *res = nparams == 0 ? PQexec(conn, sql) : PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    /* A connection the server closed (it restarted) is only found out by
+     * using it: outside a transaction, reconnect once and try again. */
+    if (idle && PQstatus(conn) == CONNECTION_BAD) {
+        PQclear(res);
+        PQreset(conn);
+        res = PQstatus(conn) != CONNECTION_OK ? NULL
+              : nparams == 0 ? PQexec(conn, sql)
+                             : PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    }
     bool ok = res != NULL &&
               (PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK);
 

@@ -223,7 +223,7 @@ static void job_record_retry(exec_job *job, PGconn *conn)
     pgbr_error err = PGBR_ERROR_INIT;
     if (job_conn_ok(conn) &&
         !catalog_exec(conn,
-                      "UPDATE pgbr.jobs SET execution_errors = execution_errors || $2, "
+                      "UPDATE pgbr.jobs SET execution_errors = execution_errors || $2::text, "
                       "running_status = 'retrying after: ' || $2, modified = now() WHERE id = $1::int8",
                       2, params, &err))
         log_warning("job %" PRId64 ": could not record a retry: %s", job->id, err.message);
@@ -245,6 +245,19 @@ static bool job_backoff(exec_job *job)
         nanosleep(&ts, NULL);
     }
     return !job_stopping(job);
+}
+
+/* When the upstream last started (text), or NULL when it cannot be asked:
+ * a run that failed while the server restarted failed for that reason,
+ * whatever the error it saw (pg_dump's exit status, a COPY cut short). */
+static char *job_upstream_started(PGconn *conn)
+{
+    if (!job_conn_ok(conn))
+        return NULL;
+    PGresult *res = PQexec(conn, "SELECT pg_catalog.pg_postmaster_start_time()::text");
+    char *out = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 ? strdup(PQgetvalue(res, 0, 0)) : NULL;
+    PQclear(res);
+    return out;
 }
 
 /* What an earlier run left, removed before running again (or for good,
@@ -289,10 +302,18 @@ static void job_run(exec_job *job, PGconn *conn)
         if (job->rerun)
             job_discard(job);
         pgbr_error_clear(&job->err);
+        char *started = job_upstream_started(conn);
         job->conn = conn;
         job->ok = job->ops->run(job, &job->err);
         job->conn = NULL;
         job->rerun = true;
+        bool restarted = false;
+        if (!job->ok) {
+            char *now = job_upstream_started(conn);
+            restarted = started && (!now || strcmp(started, now) != 0);
+            free(now);
+        }
+        free(started);
         if (job->ok) {
             outcome = JOB_SUCCEEDED;
             break;
@@ -301,7 +322,7 @@ static void job_run(exec_job *job, PGconn *conn)
             outcome = job_stop_outcome(job);
             break;
         }
-        if (!job_error_transient(&job->err)) {
+        if (!restarted && !job_error_transient(&job->err)) {
             outcome = JOB_FAILED;
             break;
         }
