@@ -92,6 +92,13 @@ typedef struct backup_request {
      * backup_incremental_run): the full backup it extends, "LATEST" or a
      * subdir. NULL: a full backup. */
     const char *incremental_of;
+    /* WITH incremental_location = X (reference 1.3): the layer goes to
+     * X/<subdir>/<YYYYMMDD>/<HHMMSS.ss>, or, X being the collection itself,
+     * into the full backup's own directory (v21.2 layout). The chain's
+     * earlier layers are looked for in the collection and in X. NULL: the
+     * collection's incrementals/ (or the v21.2 layout if the chain already
+     * uses it). Unused by full backups. */
+    const char *incremental_location;
     /* WITH revision_history: the manifest says so, and RESTORE ... AS OF
      * SYSTEM TIME may pick any time the layer's changes cover (every layer
      * keeps every committed transaction either way) */
@@ -148,9 +155,12 @@ bool backup_run(const backup_request *req, backup_progress_fn progress, void *ar
  * from the chain's replication slots, plus the schema, the sequences and the
  * tables the stream does not carry, copied whole. out->subdir is the full
  * backup's subdir. Errors as backup_run's, and: no full backup to append to
- * (58P01 with the reference's message; LATEST missing as layout.h says),
- * targets differing from the chain's (22023), a chain whose slot is gone or
- * invalidated (55000, "... is broken").
+ * (58P01 with the reference's message; LATEST missing as layout.h says, or
+ * naming a full backup that has no manifest: 58P01 `path does not contain a
+ * completed latest backup`), targets differing from the chain's (22023), a
+ * chain whose slot is gone or invalidated (55000, "... is broken"), a chain
+ * whose slot moved past the newest layer found (55000: a layer stored in an
+ * incremental_location not given).
  */
 bool backup_incremental_run(const backup_request *req, backup_progress_fn progress, void *arg,
                             backup_result *out, pgbr_error *err);

@@ -143,6 +143,49 @@ bool layout_list_full_backups(storage *coll, layout_list *out, pgbr_error *err);
 bool layout_list_incrementals(storage *st, const char *full_subdir, layout_incremental_kind kind,
                               layout_list *out, pgbr_error *err);
 
+/* Where a layer of a chain is stored. */
+typedef enum layout_place {
+    LAYOUT_PLACE_INCREMENTALS = 0,  /* <collection>/incrementals/<subdir>/... (the default) */
+    LAYOUT_PLACE_IN_FULL,           /* <collection>/<subdir>/... (v21.2: incremental_location = the collection) */
+    LAYOUT_PLACE_LOCATION           /* <X>/<subdir>/... (incremental_location = X) */
+} layout_place;
+
+/* One incremental layer of a chain, wherever it is stored. */
+typedef struct layout_layer {
+    char *dir;          /* relative to st's root, no leading '/' (malloc'd) */
+    storage *st;        /* borrowed: the collection or the incremental location */
+    layout_place place;
+} layout_layer;
+
+typedef struct layout_layers {
+    layout_layer *items;
+    size_t n;
+} layout_layers;
+
+void layout_layers_free(layout_layers *layers);
+
+/*
+ * True when inc names the same location as coll (their display URLs are
+ * equal): an incremental_location equal to the collection, which means the
+ * v21.2 layout inside the full backup's own directory.
+ */
+bool layout_same_location(const storage *coll, const storage *inc);
+
+/*
+ * The completed incremental layers of the full backup full_subdir in every
+ * place a chain's layers may be: the collection's incrementals/, the full
+ * backup's own directory (v21.2 layout) and, when inc is not NULL and not
+ * the collection itself, the incremental location inc. Ascending by end time
+ * (a layer's name, <YYYYMMDD>/<HHMMSS.ss>, is its end time). A name found in
+ * several places (a layer copied) is listed once, from the first place in
+ * that order. Layers stored only in a location not given are not listed:
+ * the caller checks that each layer's manifest names the one before it as
+ * "previous". out is filled even when empty; free it with
+ * layout_layers_free.
+ */
+bool layout_find_layers(storage *coll, storage *inc, const char *full_subdir, layout_layers *out,
+                        pgbr_error *err);
+
 /* What a storage location holds (SHOW BACKUP uses it to tell a user that a
  * collection root is not a backup). */
 typedef enum layout_kind {

@@ -55,6 +55,9 @@ typedef struct restore_request {
     const char *collection_url;
     const storage_config *storage;
     const char *subdir;             /* as the user gave it; NULL: LATEST */
+    /* WITH incremental_location: a location the chain's layers may also be
+     * in (reference 3.3); NULL: only the collection's own places */
+    const char *incremental_location;
     /* AS OF SYSTEM TIME: the state at as_of_us (microseconds since 1970,
      * UTC), from the chain's layers (docs/incremental.md); else the
      * chain's newest layer */

@@ -4,7 +4,7 @@
 BACKUP DATABASE x TO 'nodelocal://1/x';
 \echo :LAST_ERROR_SQLSTATE
 RESTORE SYSTEM USERS FROM LATEST IN 'nodelocal://1/x' WITH detached;
-RESTORE DATABASE postgres FROM LATEST IN 'nodelocal://1/x' WITH incremental_location = 'nodelocal://1/y';
+RESTORE DATABASE postgres FROM LATEST IN 'nodelocal://1/x' WITH encryption_passphrase = 'pw';
 \echo :LAST_ERROR_SQLSTATE
 -- Others: only the SQLSTATE is shown here.
 \set VERBOSITY sqlstate

@@ -154,8 +154,8 @@ is($pg->safe_psql('SELECT count(*) FROM pgbr.jobs WHERE id = 3001'), '0', 'mixed
 # --- not implemented yet ----------------------------------------------------------------
 $r = q_as('postgres', "BACKUP DATABASE x TO 'nodelocal://1/x'");
 is_deeply([ $r->{error}{C}, $r->{error}{M}, $r->{types} ], [ '0A000', 'BACKUP ... TO is not implemented yet', 'EZ' ], 'BACKUP ... TO: not implemented yet');
-$r = q_as('postgres', "RESTORE TABLE t FROM LATEST IN 'nodelocal://1/x' WITH incremental_location = 'nodelocal://1/y'");
-is_deeply([ $r->{error}{C}, $r->{error}{M} ], [ '0A000', 'RESTORE with encryption, incremental_location, EXECUTION LOCALITY, virtual clusters or deferred copy is not implemented yet' ], 'RESTORE ... WITH incremental_location: not implemented yet');
+$r = q_as('postgres', "RESTORE TABLE t FROM LATEST IN 'nodelocal://1/x' WITH kms = 'aws-kms:///k'");
+is_deeply([ $r->{error}{C}, $r->{error}{M} ], [ '0A000', 'RESTORE with encryption, EXECUTION LOCALITY, virtual clusters or deferred copy is not implemented yet' ], 'RESTORE ... WITH kms: not implemented yet');
 for my $sql ("RESTORE SYSTEM USERS FROM LATEST IN 'nodelocal://1/x' WITH detached",
 	"SHOW BACKUP FILES FROM LATEST IN 'nodelocal://1/x'", 'PAUSE JOB 2001', 'RESUME JOB 2001', 'CANCEL JOB 2001',
 	'SHOW SCHEDULES', "CREATE SCHEDULE s1 FOR BACKUP INTO 'nodelocal://1/x' RECURRING '\@daily'",

@@ -204,8 +204,8 @@ for my $case ([ "SHOW BACKUP FILES FROM LATEST IN 'nodelocal://0/coll'", 'SHOW B
 	[ "SHOW BACKUP FROM LATEST IN 'nodelocal://0/coll' WITH encryption_passphrase = 'x'",
 		'SHOW BACKUP WITH encryption_passphrase is not implemented yet' ],
 	[ "SHOW BACKUP FROM LATEST IN 'nodelocal://0/coll' WITH kms = 'aws:///k'", 'SHOW BACKUP WITH kms is not implemented yet' ],
-	[ "SHOW BACKUP FROM LATEST IN 'nodelocal://0/coll' WITH incremental_location = 'nodelocal://0/inc'",
-		'SHOW BACKUP WITH incremental_location is not implemented yet' ])
+	[ "SHOW BACKUP FROM LATEST IN 'nodelocal://0/coll' WITH encryption_info_dir = 'nodelocal://0/inc'",
+		'SHOW BACKUP WITH encryption_info_dir is not implemented yet' ])
 {
 	($code, $msg) = psql_error($case->[0]);
 	is_deeply([ $code, $msg ], [ '0A000', $case->[1] ], $case->[1]);

@@ -343,6 +343,69 @@ static void test_listing(void)
     storage_close(st);
 }
 
+static const char *joined_layers(const layout_layers *l, storage *coll, storage *inc)
+{
+    static char out[1024];
+
+    out[0] = '\0';
+    for (size_t i = 0; i < l->n; i++) {
+        size_t len = strlen(out);
+        snprintf(out + len, sizeof out - len, "%s%s:%s", i > 0 ? " " : "",
+                 l->items[i].st == coll ? "c" : l->items[i].st == inc ? "x" : "?", l->items[i].dir);
+    }
+    return out;
+}
+
+/* A chain's layers in the default place, the v21.2 place and an
+ * incremental_location, merged by end time. */
+static void test_find_layers(void)
+{
+    storage *coll = open_ok("nodelocal://1/fl");
+    storage *inc = open_ok("nodelocal://1/flx");
+    storage *same = open_ok("nodelocal://1/fl/");
+    pgbr_error err = PGBR_ERROR_INIT;
+    layout_layers l;
+
+    if (coll == NULL || inc == NULL || same == NULL)
+        return;
+    put(coll, "2024/01/15-120000.00/BACKUP_MANIFEST", "full");
+    put(coll, "2024/01/15-120000.00/data/bank/1/0.pgbr", "data");
+    put(coll, "incrementals/2024/01/15-120000.00/20240116/120000.00/BACKUP_MANIFEST", "default 1");
+    put(coll, "incrementals/2024/01/15-120000.00/20240119/120000.00/BACKUP_MANIFEST", "default 4");
+    put(coll, "2024/01/15-120000.00/20240117/120000.00/BACKUP_MANIFEST", "v21.2 2");
+    put(inc, "2024/01/15-120000.00/20240118/120000.00/BACKUP_MANIFEST", "location 3");
+    put(inc, "2024/01/15-120000.00/20240116/120000.00/BACKUP_MANIFEST", "a copy of default 1");
+    put(inc, "2024/01/15-120000.00/20240120/120000.00/BACKUP-LOCK-7", "unfinished");
+    put(inc, "2023/01/01-000000.00/20230102/000000.00/BACKUP_MANIFEST", "another chain");
+
+    tap_ok(layout_same_location(coll, same) && !layout_same_location(coll, inc) && !layout_same_location(coll, NULL),
+           "same location: by display URL (a trailing slash does not count)");
+    tap_ok(layout_find_layers(coll, NULL, "/2024/01/15-120000.00", &l, &err), "find layers without a location");
+    tap_is_str(joined_layers(&l, coll, inc),
+               "c:incrementals/2024/01/15-120000.00/20240116/120000.00 c:2024/01/15-120000.00/20240117/120000.00 "
+               "c:incrementals/2024/01/15-120000.00/20240119/120000.00",
+               "the default and the v21.2 places, by end time");
+    tap_ok(l.items[1].place == LAYOUT_PLACE_IN_FULL && l.items[0].place == LAYOUT_PLACE_INCREMENTALS,
+           "each with its place");
+    layout_layers_free(&l);
+    tap_ok(layout_find_layers(coll, inc, "2024/01/15-120000.00", &l, &err), "find layers with a location");
+    tap_is_str(joined_layers(&l, coll, inc),
+               "c:incrementals/2024/01/15-120000.00/20240116/120000.00 c:2024/01/15-120000.00/20240117/120000.00 "
+               "x:2024/01/15-120000.00/20240118/120000.00 c:incrementals/2024/01/15-120000.00/20240119/120000.00",
+               "the location's layers merged in; a name in two places listed once, from the collection");
+    tap_ok(l.n == 4 && l.items[2].place == LAYOUT_PLACE_LOCATION, "the location's layer has its place");
+    layout_layers_free(&l);
+    tap_ok(layout_find_layers(coll, same, "2024/01/15-120000.00", &l, &err) && l.n == 3,
+           "a location equal to the collection is not listed twice");
+    layout_layers_free(&l);
+    tap_ok(layout_find_layers(coll, inc, "2022/01/01-000000.00", &l, &err) && l.n == 0 && l.items == NULL,
+           "a full backup without layers");
+    layout_layers_free(&l);
+    storage_close(same);
+    storage_close(inc);
+    storage_close(coll);
+}
+
 static void test_locks(void)
 {
     storage *st = open_ok("nodelocal://1/locks");
@@ -406,6 +469,7 @@ int main(void)
     test_names();
     test_latest();
     test_listing();
+    test_find_layers();
     test_locks();
 
     test_rm_rf(base);

@@ -666,6 +666,19 @@ test_errors(void)
 
 /* ---- Redaction, names, raw flags, copy ------------------------------- */
 
+/* The redacted text of a statement (a job's description) is want. */
+static void
+redacted_is(const char *sql, const char *want, const char *name)
+{
+    pgbr_error err = PGBR_ERROR_INIT;
+    sql_stmt *stmt = parse(sql, 0, &err);
+    char *text = sql_stmt_deparse(stmt, true);
+
+    tap_is_str(text, want, "%s", name);
+    free(text);
+    sql_stmt_free(stmt);
+}
+
 static void
 test_redaction(void)
 {
@@ -715,21 +728,18 @@ test_redaction(void)
         free(plain);
         sql_stmt_free(stmt);
     }
-    {
-        const char *sql = "RESTORE FROM LATEST IN ('s3://a?AWS_SECRET_ACCESS_KEY=x', 's3://b?AWS_SECRET_ACCESS_KEY=y') "
-                          "WITH kms = 'aws-kms:///k?AWS_SECRET_ACCESS_KEY=z', encryption_passphrase = $1";
-        pgbr_error err = PGBR_ERROR_INIT;
-        sql_stmt *stmt = parse(sql, 0, &err);
-        char *text = sql_stmt_deparse(stmt, true);
-
-        tap_is_str(text,
-                   "RESTORE FROM LATEST IN ('s3://a?AWS_SECRET_ACCESS_KEY=redacted', "
-                   "'s3://b?AWS_SECRET_ACCESS_KEY=redacted') WITH encryption_passphrase = $1, "
-                   "kms = 'aws-kms:///k?AWS_SECRET_ACCESS_KEY=redacted'",
-                   "restore: locality URIs and KMS URIs redacted, placeholders kept");
-        free(text);
-        sql_stmt_free(stmt);
-    }
+    redacted_is("RESTORE FROM LATEST IN ('s3://a?AWS_SECRET_ACCESS_KEY=x', 's3://b?AWS_SECRET_ACCESS_KEY=y') "
+                "WITH kms = 'aws-kms:///k?AWS_SECRET_ACCESS_KEY=z', encryption_passphrase = $1",
+                "RESTORE FROM LATEST IN ('s3://a?AWS_SECRET_ACCESS_KEY=redacted', "
+                "'s3://b?AWS_SECRET_ACCESS_KEY=redacted') WITH encryption_passphrase = $1, "
+                "kms = 'aws-kms:///k?AWS_SECRET_ACCESS_KEY=redacted'",
+                "restore: locality URIs and KMS URIs redacted, placeholders kept");
+    /* the job description of an incremental keeps its location, redacted */
+    redacted_is("BACKUP DATABASE d INTO LATEST IN 'nodelocal://0/c' "
+                "WITH incremental_location = 's3://i/p?AWS_ACCESS_KEY_ID=a&AWS_SECRET_ACCESS_KEY=s'",
+                "BACKUP DATABASE d INTO LATEST IN 'nodelocal://0/c' "
+                "WITH incremental_location = 's3://i/p?AWS_ACCESS_KEY_ID=a&AWS_SECRET_ACCESS_KEY=redacted'",
+                "incremental_location: kept in the description, its secret redacted");
 }
 
 static void

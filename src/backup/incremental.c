@@ -56,8 +56,9 @@ typedef struct chain {
     char full[LAYOUT_SUBDIR_SIZE];      /* "/YYYY/MM/DD-HHMMSS.ss" */
     manifest *full_m;
     manifest *prev_m;                   /* the newest layer (the full when none) */
-    char prev_dir[LAYOUT_PATH_SIZE];    /* its directory, relative to the collection */
-    size_t nlayers;                     /* incrementals so far */
+    char prev_dir[LAYOUT_PATH_SIZE];    /* its directory, relative to its storage root */
+    size_t nlayers;                     /* incrementals so far (those found) */
+    bool in_full;                       /* some are in the v21.2 layout (in the full backup's directory) */
 } chain;
 
 static void chain_free(chain *c)
@@ -67,11 +68,37 @@ static void chain_free(chain *c)
     manifest_free(c->full_m);
 }
 
-static bool open_chain(storage *st, const char *given, chain *c, pgbr_error *err)
+/* The full backup LATEST names must be complete (reference 21.1: "INTO
+ * LATEST with no full backup, or an incremental_location chain missing its
+ * full"). */
+static bool latest_full(storage *st, char full[LAYOUT_SUBDIR_SIZE], pgbr_error *err)
+{
+    char path[LAYOUT_SUBDIR_SIZE + sizeof LAYOUT_MANIFEST + 1];
+    storage_info info;
+    if (!layout_read_latest(st, full, err))
+        return false;
+    int n = snprintf(path, sizeof path, "%s/%s", full + 1, LAYOUT_MANIFEST);
+    if (n < 0 || (size_t)n >= sizeof path)
+        return pgbr_error_set(err, "XX000", "backup subdirectory name does not fit");
+    if (!storage_stat(st, path, &info, err))
+        return false;
+    if (!info.exists) {
+        pgbr_error_set(err, "58P01", "path does not contain a completed latest backup");
+        pgbr_error_detail(err, "The LATEST file of \"%s\" names \"%s\", which holds no %s.", storage_display_url(st),
+                          full, LAYOUT_MANIFEST);
+        return false;
+    }
+    return true;
+}
+
+/* The chain's full backup in the collection st, and its newest layer in any
+ * place layers may be (layout_find_layers: the collection, and inc when
+ * given). */
+static bool open_chain(storage *st, storage *inc, const char *given, chain *c, pgbr_error *err)
 {
     memset(c, 0, sizeof *c);
     if (!given || layout_is_latest(given)) {
-        if (!layout_read_latest(st, c->full, err))
+        if (!latest_full(st, c->full, err))
             return false;
     } else {
         pgbr_error e = PGBR_ERROR_INIT;
@@ -94,19 +121,22 @@ static bool open_chain(storage *st, const char *given, chain *c, pgbr_error *err
         return false;
     c->prev_m = c->full_m;
     snprintf(c->prev_dir, sizeof c->prev_dir, "%s", c->full + 1);
-    layout_list layers = { 0 };
-    if (!layout_list_incrementals(st, c->full, LAYOUT_INCREMENTALS, &layers, err))
+    layout_layers layers = { 0 };
+    if (!layout_find_layers(st, inc, c->full, &layers, err))
         return false;
     c->nlayers = layers.n;
+    for (size_t i = 0; i < layers.n; i++)
+        c->in_full |= layers.items[i].place == LAYOUT_PLACE_IN_FULL;
     bool ok = true;
     if (layers.n > 0) {
-        snprintf(c->prev_dir, sizeof c->prev_dir, "%s", layers.items[layers.n - 1]);
-        c->prev_m = layout_read_manifest(st, c->prev_dir, NULL, NULL, err);
+        const layout_layer *last = &layers.items[layers.n - 1];
+        snprintf(c->prev_dir, sizeof c->prev_dir, "%s", last->dir);
+        c->prev_m = layout_read_manifest(last->st, c->prev_dir, NULL, NULL, err);
         ok = c->prev_m != NULL;
         if (!ok)
             c->prev_m = c->full_m;
     }
-    layout_list_free(&layers);
+    layout_layers_free(&layers);
     return ok;
 }
 
@@ -356,29 +386,47 @@ done:
     return ok;
 }
 
-/* The slot of the chain in dbname must exist and still hold its WAL. */
-static bool check_slot(PGconn *conn, const char *full, const char *slot, pgbr_error *err)
+/* The slot of the chain in dbname must exist and still hold its WAL, and
+ * must not have moved past prev_lsn, the end of the newest layer found (the
+ * previous one, prev_dir): a slot further on means the chain has a newer
+ * layer stored where this backup did not look (an incremental_location not
+ * given), and a layer on top of prev_dir would miss its changes. */
+static bool check_slot(PGconn *conn, const chain *c, const char *slot, const char *prev_lsn, pgbr_error *err)
 {
-    const char *params[1] = { slot };
+    const char *params[2] = { slot, prev_lsn };
     PGresult *res = PQexecParams(conn,
-                                 "SELECT coalesce(wal_status, ''), database = pg_catalog.current_database() "
-                                 "FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
-                                 1, NULL, params, NULL, NULL, 0);
+                                 "SELECT coalesce(wal_status, ''), coalesce(confirmed_flush_lsn > $2::pg_lsn, false), "
+                                 "confirmed_flush_lsn::text FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
+                                 2, NULL, params, NULL, NULL, 0);
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
         pgclient_error_from(conn, res, NULL, err);
         PQclear(res);
         return false;
     }
     const char *why = NULL;
+    bool ahead = false;
+    char at[CDC_LSN_TEXT_SIZE] = "";
     if (PQntuples(res) == 0)
         why = "does not exist";
     else if (strcmp(PQgetvalue(res, 0, 0), "lost") == 0)
         why = "was invalidated: the server removed WAL it still needed (max_slot_wal_keep_size)";
+    else if (strcmp(PQgetvalue(res, 0, 1), "t") == 0) {
+        ahead = true;
+        snprintf(at, sizeof at, "%s", PQgetvalue(res, 0, 2));
+    }
     PQclear(res);
     if (why) {
         pgbr_error_set(err, "55000", "the change stream of backup chain \"%s\" is broken: replication slot \"%s\" %s",
-                       full, slot, why);
+                       c->full, slot, why);
         pgbr_error_hint(err, "Take a new full backup (BACKUP ... INTO '<collection>'); it starts a new chain.");
+        return false;
+    }
+    if (ahead) {
+        pgbr_error_set(err, "55000", "backup chain \"%s\" has a layer newer than \"%s\" that this backup does not see",
+                       c->full, c->prev_dir);
+        pgbr_error_detail(err, "Replication slot \"%s\" is at %s, past that layer's end %s.", slot, at, prev_lsn);
+        pgbr_error_hint(err, "Give the incremental_location the chain's newer layers were written to (WITH "
+                             "incremental_location = '...').");
         return false;
     }
     return true;
@@ -549,8 +597,8 @@ static bool layer_database(const backup_request *req, const chain *c, const char
              "ON p.oid = pr.prpubid WHERE p.pubname = %s AND pr.prrelid = c.oid)",
              lit ? lit : "''");
     PQfreemem(lit);
-    bool ok = check_slot(conn, c->full, fdb->slot_name, err) && leave_keyless(conn, fdb->publication, err) &&
-              tables_to_copy(conn, fdb->publication, &copy, &ncopy, err) &&
+    bool ok = check_slot(conn, c, fdb->slot_name, pdb ? pdb->end_lsn : NULL, err) &&
+              leave_keyless(conn, fdb->publication, err) && tables_to_copy(conn, fdb->publication, &copy, &ncopy, err) &&
               engine_stream_publication_sql(conn, "ALTER PUBLICATION", fdb->publication, NULL, 0, false, extra, &alter,
                                             &empty, err);
     /* new tables join the stream now (before the layer's end point), and
@@ -633,6 +681,13 @@ static void advance_slots(const backup_request *req, const manifest *m)
     }
 }
 
+/* The layer's name, "YYYYMMDD/HHMMSS.ss": the last 18 characters of its directory. */
+static const char *layer_name(const char *dir)
+{
+    size_t len = strlen(dir);
+    return len >= 18 ? dir + len - 18 : dir;
+}
+
 bool backup_incremental_run(const backup_request *req, backup_progress_fn progress, void *arg, backup_result *out,
                             pgbr_error *err)
 {
@@ -640,19 +695,34 @@ bool backup_incremental_run(const backup_request *req, backup_progress_fn progre
     storage *st = storage_open(req->collection_url, req->storage, err);
     if (!st)
         return false;
+    storage *inc = NULL;
+    if (req->incremental_location && !(inc = storage_open(req->incremental_location, req->storage, err))) {
+        storage_close(st);
+        return false;
+    }
     chain c;
     manifest *m = NULL;
     char dir[LAYOUT_PATH_SIZE] = "";
+    storage *lst = st;  /* where the layer goes */
     bool locked = false, ok = false;
-    if (!open_chain(st, req->incremental_of, &c, err) || !check_targets(req, &c, err))
+    if (!open_chain(st, inc, req->incremental_of, &c, err) || !check_targets(req, &c, err))
         goto done;
     snprintf(out->subdir, sizeof out->subdir, "%s", c.full);
-    if (c.prev_m->end_time >= req->end_time_us) {
+    /* reference 1.3: incremental_location X puts the layer in X; X equal to
+     * the collection, or a chain that already has layers in that place,
+     * keeps the v21.2 layout inside the full backup's directory */
+    bool in_full = inc ? layout_same_location(st, inc) : c.in_full;
+    if (inc && !in_full)
+        lst = inc;
+    if (!layout_incremental_dir(c.full, req->end_time_us,
+                                inc || in_full ? LAYOUT_INCREMENTAL_LOCATION : LAYOUT_INCREMENTALS, dir, err))
+        goto done;
+    if (c.prev_m->end_time >= req->end_time_us ||
+        (c.nlayers > 0 && strcmp(layer_name(dir), layer_name(c.prev_dir)) <= 0)) {
         pgbr_error_set(err, "22023", "the chain's newest layer ends at or after this backup's time");
         goto done;
     }
-    if (!layout_incremental_dir(c.full, req->end_time_us, LAYOUT_INCREMENTALS, dir, err) ||
-        !layout_lock_backup_dir(st, dir, req->job_id, err))
+    if (!layout_lock_backup_dir(lst, dir, req->job_id, err))
         goto done;
     locked = true;
     engine_note_prefix(req, arg, dir);
@@ -675,8 +745,8 @@ bool backup_incremental_run(const backup_request *req, backup_progress_fn progre
                                           c.full_m->targets.resolved[i].table, err);
     for (size_t i = 0; ok && i < req->ndatabases; i++) {
         log_info("backup job %" PRId64 ": incremental of database \"%s\" into %s/%s", req->job_id, req->databases[i],
-                 storage_display_url(st), dir);
-        ok = layer_database(req, &c, dir, st, i, m, progress, arg, out, err);
+                 storage_display_url(lst), dir);
+        ok = layer_database(req, &c, dir, lst, i, m, progress, arg, out, err);
     }
     if (!ok)
         goto done;
@@ -692,7 +762,7 @@ bool backup_incremental_run(const backup_request *req, backup_progress_fn progre
     ok = json && manifest_checksum_text(json, len, sum, err) &&
          asprintf(&mpath, "%s/%s", dir, MANIFEST_FILE_NAME) >= 0 &&
          asprintf(&spath, "%s/%s", dir, MANIFEST_CHECKSUM_FILE_NAME) >= 0 &&
-         storage_put(st, spath, sum, strlen(sum), err) && storage_put(st, mpath, json, len, err);
+         storage_put(lst, spath, sum, strlen(sum), err) && storage_put(lst, mpath, json, len, err);
     free(json);
     free(mpath);
     free(spath);
@@ -705,13 +775,14 @@ bool backup_incremental_run(const backup_request *req, backup_progress_fn progre
 done:
     if (!ok && locked) {
         pgbr_error e2 = PGBR_ERROR_INIT;
-        if (!storage_delete_prefix(st, dir, &e2))
-            log_warning("backup job %" PRId64 ": could not remove %s/%s: %s", req->job_id, storage_display_url(st), dir,
-                        e2.message ? e2.message : "");
+        if (!storage_delete_prefix(lst, dir, &e2))
+            log_warning("backup job %" PRId64 ": could not remove %s/%s: %s", req->job_id, storage_display_url(lst),
+                        dir, e2.message ? e2.message : "");
         pgbr_error_clear(&e2);
     }
     manifest_free(m);
     chain_free(&c);
+    storage_close(inc);
     storage_close(st);
     return ok;
 }

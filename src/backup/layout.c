@@ -397,6 +397,92 @@ bool layout_list_incrementals(storage *st, const char *full_subdir, layout_incre
     return true;
 }
 
+void layout_layers_free(layout_layers *layers)
+{
+    if (layers == NULL)
+        return;
+    for (size_t i = 0; i < layers->n; i++)
+        free(layers->items[i].dir);
+    free(layers->items);
+    layers->items = NULL;
+    layers->n = 0;
+}
+
+bool layout_same_location(const storage *coll, const storage *inc)
+{
+    return inc != NULL && (inc == coll || strcmp(storage_display_url(coll), storage_display_url(inc)) == 0);
+}
+
+/* A layer's name: the last 18 characters of its directory, "YYYYMMDD/HHMMSS.ss". */
+static const char *layer_name(const char *dir)
+{
+    size_t len = strlen(dir);
+
+    return len >= 18 ? dir + len - 18 : dir;
+}
+
+static int layer_cmp(const void *a, const void *b)
+{
+    const layout_layer *x = a, *y = b;
+    int c = strcmp(layer_name(x->dir), layer_name(y->dir));
+
+    /* the same name in two places: the first place wins (qsort is not stable) */
+    return c != 0 ? c : (int)x->place - (int)y->place;
+}
+
+/* Append the layers of one place. */
+static bool layers_add_place(layout_layers *out, storage *st, const char *full_subdir, layout_place place,
+                             pgbr_error *err)
+{
+    layout_list list;
+
+    if (!layout_list_incrementals(st, full_subdir,
+                                  place == LAYOUT_PLACE_INCREMENTALS ? LAYOUT_INCREMENTALS : LAYOUT_INCREMENTAL_LOCATION,
+                                  &list, err))
+        return false;
+    if (list.n > 0) {
+        layout_layer *items = realloc(out->items, (out->n + list.n) * sizeof *items);
+
+        if (items == NULL) {
+            layout_list_free(&list);
+            return layout_oom(err);
+        }
+        out->items = items;
+        for (size_t i = 0; i < list.n; i++) {
+            out->items[out->n++] = (layout_layer){ list.items[i], st, place };
+            list.items[i] = NULL;
+        }
+    }
+    layout_list_free(&list);
+    return true;
+}
+
+bool layout_find_layers(storage *coll, storage *inc, const char *full_subdir, layout_layers *out,
+                        pgbr_error *err)
+{
+    size_t n = 0;
+
+    out->items = NULL;
+    out->n = 0;
+    if (!layers_add_place(out, coll, full_subdir, LAYOUT_PLACE_INCREMENTALS, err) ||
+        !layers_add_place(out, coll, full_subdir, LAYOUT_PLACE_IN_FULL, err) ||
+        (inc != NULL && !layout_same_location(coll, inc) && !layers_add_place(out, inc, full_subdir, LAYOUT_PLACE_LOCATION, err))) {
+        layout_layers_free(out);
+        return false;
+    }
+    if (out->n > 1)
+        qsort(out->items, out->n, sizeof *out->items, layer_cmp);
+    for (size_t i = 0; i < out->n; i++) {
+        if (n > 0 && strcmp(layer_name(out->items[n - 1].dir), layer_name(out->items[i].dir)) == 0) {
+            free(out->items[i].dir);
+            continue;
+        }
+        out->items[n++] = out->items[i];
+    }
+    out->n = n;
+    return true;
+}
+
 static bool any_file_cb(void *arg, const storage_info *info, pgbr_error *err)
 {
     (void)info;

@@ -16,9 +16,12 @@
  * into), checks CONNECT, USAGE and SELECT for non-admins, adds the partitions
  * and owned sequences of what was named, and only then reports a refused
  * destination, so a user learns first whether they may read the tables.
- * Not yet: incrementals, encryption, AS OF SYSTEM TIME, pause/resume/cancel
- * of the job, adoption after a crash (a job whose node restarts is marked
- * failed at start).
+ * BACKUP ... INTO LATEST|'<subdir>' IN appends an incremental layer
+ * (src/backup/incremental.c), WITH incremental_location to another place;
+ * that location is checked like the collection (implicit access, usable).
+ * Not yet: incrementals of tables, encryption, AS OF SYSTEM TIME,
+ * pause/resume/cancel of the job, adoption after a crash (a job whose node
+ * restarts is marked failed at start).
  */
 #include <inttypes.h>
 #include <jansson.h>
@@ -71,6 +74,8 @@ typedef struct backup_state {
     /* BACKUP ... INTO LATEST|'<subdir>' IN: the full backup the layer
      * extends ("LATEST" or the subdir); NULL for a full backup */
     char *incremental_of;
+    /* WITH incremental_location: where the layer goes; NULL: the default */
+    char *incremental_location;
     bool revision_history;
     bool cluster;               /* BACKUP INTO ...: every database, and the roles */
     char **dbs;
@@ -101,6 +106,7 @@ static void state_free(void *arg)
         return;
     free(st->url);
     free(st->incremental_of);
+    free(st->incremental_location);
     for (int i = 0; i < st->ndbs; i++)
         free(st->dbs[i]);
     free(st->dbs);
@@ -622,11 +628,16 @@ static bool backup_prepare(exec_job *job, struct pg_conn *conn, pgbr_error *err)
     } else if (!job->is_admin && !job_check_selects(job, err)) {
         return false;
     }
-    /* the destination must be usable before a job exists */
+    /* the destinations must be usable before a job exists */
     storage *s = storage_open(st->url, &job->storage, err);
     if (s == NULL)
         return false;
     storage_close(s);
+    if (st->incremental_location != NULL) {
+        if ((s = storage_open(st->incremental_location, &job->storage, err)) == NULL)
+            return false;
+        storage_close(s);
+    }
     return true;
 }
 
@@ -693,6 +704,7 @@ static bool backup_work(exec_job *job, pgbr_error *err)
     br.bundle_table_max = job->bundle_limit;
     br.change_stream = true;
     br.incremental_of = st->incremental_of;
+    br.incremental_location = st->incremental_location;
     br.revision_history = st->revision_history;
     br.bundle_bytes = job->bundle_size;
     if (getenv("PGBR_TEST_SNAPSHOT_DIR") != NULL) {
@@ -942,7 +954,8 @@ static void on_identity(exec_request *req)
     }
     if (job->patterns) {
         /* a refused destination is reported after the target checks */
-        exec_implicit_access_allowed(req, job->url, &job->dest_err);
+        if (exec_implicit_access_allowed(req, job->url, &job->dest_err) && job->incremental_location != NULL)
+            exec_implicit_access_allowed(req, job->incremental_location, &job->dest_err);
         exec_run_query(req,
                        "SELECT pg_catalog.current_database(), u.s FROM (SELECT 1) AS one "
                        "LEFT JOIN unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS u(s, o) ON true "
@@ -950,7 +963,8 @@ static void on_identity(exec_request *req)
                        0, NULL, on_table_context);
         return;
     }
-    if (!exec_check_implicit_access(req, job->url))
+    if (!exec_check_implicit_access(req, job->url) ||
+        (job->incremental_location != NULL && !exec_check_implicit_access(req, job->incremental_location)))
         return;
     if (job->cluster) {
         exec_run_query(req, "SELECT datname FROM pg_catalog.pg_database WHERE NOT datistemplate AND datallowconn "
@@ -983,7 +997,7 @@ void exec_backup_job_start(exec_request *req, bool detached)
     const sql_backup *b = &req->stmt->u.backup;
     pgbr_error err = PGBR_ERROR_INIT;
     backup_state *job;
-    const char *url;
+    const char *url, *inc = NULL;
 
     if (b->dest_kind == SQL_BACKUP_TO) {
         exec_fail_not_implemented(req, "BACKUP ... TO");
@@ -993,9 +1007,8 @@ void exec_backup_job_start(exec_request *req, bool detached)
         exec_fail(req, "0A000", "BACKUP ... AS OF SYSTEM TIME is not supported");
         return;
     }
-    if (b->options.encryption_passphrase || b->options.kms || b->options.incremental_location ||
-        b->options.execution_locality) {
-        exec_fail_not_implemented(req, "BACKUP with encryption, incremental_location or EXECUTION LOCALITY");
+    if (b->options.encryption_passphrase || b->options.kms || b->options.execution_locality) {
+        exec_fail_not_implemented(req, "BACKUP with encryption or EXECUTION LOCALITY");
         return;
     }
     if (b->options.revision_history.expr != NULL) {
@@ -1006,12 +1019,16 @@ void exec_backup_job_start(exec_request *req, bool detached)
         exec_fail_not_implemented(req, "BACKUP ... WITH detached inside a transaction block");
         return;
     }
+    if (!exec_check_incremental_location(req, b->options.incremental_location, b->dest.n))
+        return;
     if (b->dest.n != 1) {
         exec_fail_not_implemented(req, "locality-aware BACKUP");
         return;
     }
     url = exec_string_value(req, &b->dest.items[0], &err);
-    if (url == NULL) {
+    if (url != NULL && b->options.incremental_location != NULL)
+        inc = exec_string_value(req, &b->options.incremental_location->items[0], &err);
+    if (pgbr_error_is_set(&err)) {
         exec_finish(req, NULL, &err);
         pgbr_error_clear(&err);
         return;
@@ -1021,6 +1038,7 @@ void exec_backup_job_start(exec_request *req, bool detached)
     if (ok) {
         bool tables = b->targets.kind == SQL_TARGET_TABLES;
         job->url = strdup(url);
+        job->incremental_location = inc ? strdup(inc) : NULL;
         job->revision_history = b->options.revision_history.set && b->options.revision_history.value;
         if (b->dest_kind != SQL_BACKUP_INTO) {
             const char *of = "LATEST";
@@ -1038,7 +1056,7 @@ void exec_backup_job_start(exec_request *req, bool detached)
         job->cluster = b->targets.kind == SQL_TARGET_CLUSTER;
         job->ndbs = job->cluster || tables ? 0 : b->targets.n;
         job->dbs = calloc((size_t)job->ndbs + 1, sizeof *job->dbs);
-        ok = job->url != NULL && job->dbs != NULL;
+        ok = ok && job->url != NULL && (inc == NULL || job->incremental_location != NULL) && job->dbs != NULL;
         for (int i = 0; ok && i < job->ndbs; i++)
             ok = (job->dbs[i] = strdup(b->targets.databases[i])) != NULL;
         if (ok && tables) {

@@ -340,6 +340,15 @@ bool exec_check_implicit_access(exec_request *req, const char *uri)
     return false;
 }
 
+bool exec_check_incremental_location(exec_request *req, const sql_string_list *inc, int ndest)
+{
+    if (inc == NULL || inc->n == ndest)
+        return true;
+    exec_fail(req, "22023", "the incremental_location option must contain the same number of locality aware URIs as "
+                            "the full backup destination");
+    return false;
+}
+
 const char *exec_string_value(exec_request *req, const sql_string *str, pgbr_error *err)
 {
     const char *v = NULL;

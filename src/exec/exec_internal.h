@@ -63,6 +63,7 @@ typedef struct exec_backups_state {
 typedef struct exec_show_backup_state {
     char *uri;               /* the collection; the backup itself when deprecated */
     char *subdir;            /* as given; NULL = LATEST (or the deprecated form) */
+    char *inc_uri;           /* WITH incremental_location (its first URI); NULL: none */
     bool deprecated;         /* SHOW BACKUP '<backup URL>' without IN */
     bool schemas;            /* SHOW BACKUP SCHEMAS: create_statement */
     bool as_json, check_files, debug_ids;
@@ -238,6 +239,12 @@ bool exec_check_implicit_access(exec_request *req, const char *uri);
 /* The same check without finishing the request: false with err set (the
  * same 42501 and hint) when req's user may not use uri. */
 bool exec_implicit_access_allowed(const exec_request *req, const char *uri, pgbr_error *err);
+
+/* WITH incremental_location = <list>: as many URIs as the destination's
+ * ndest (reference 11.2), else 22023 `the incremental_location option must
+ * contain the same number of locality aware URIs as the full backup
+ * destination` and false (the request finished). True when absent. */
+bool exec_check_incremental_location(exec_request *req, const sql_string_list *inc, int ndest);
 
 /* The value of a string slot: a literal or a bound $n. NULL (err set) for
  * a missing parameter or SQL NULL. */

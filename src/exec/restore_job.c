@@ -6,7 +6,8 @@
  * (src/restore).
  *
  * Steps: on the loop thread, the checks of exec.c, then the caller's
- * identity: nodelocal/file need the admin role, a non-admin needs CREATEDB
+ * identity: nodelocal/file need the admin role (for the collection and for
+ * an incremental_location alike), a non-admin needs CREATEDB
  * (and then owns what is restored); on a worker, restore_prepare reads the
  * backup and checks the targets and destination names before the job row
  * exists, so a refused RESTORE creates no job; then restore_execute.
@@ -15,7 +16,8 @@
  * RESTORE TABLE <patterns> [WITH into_db, skip_missing_*] restores relations
  * into existing databases (src/restore/restore_tables.c); the patterns are
  * resolved with the client's current database and search path, read from
- * its own session. Not yet: AS OF SYSTEM TIME, incrementals, encryption.
+ * its own session. AS OF SYSTEM TIME and chains (WITH incremental_location
+ * too) are restore_chain.c's. Not yet: encryption, locality-aware URIs.
  */
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -29,6 +31,7 @@
 typedef struct restore_state {
     char *url;
     char *subdir;               /* NULL: LATEST */
+    char *incremental_location; /* NULL: none */
     char **dbs;
     int ndbs;
     char *new_db_name;
@@ -59,6 +62,7 @@ static void state_free(void *arg)
     free(st->as_of_param);
     free(st->url);
     free(st->subdir);
+    free(st->incremental_location);
     for (int i = 0; st->dbs != NULL && i < st->ndbs; i++)
         free(st->dbs[i]);
     free(st->dbs);
@@ -86,6 +90,7 @@ static void fill_request(exec_job *job)
     st->rr.collection_url = st->url;
     st->rr.storage = &job->storage;
     st->rr.subdir = st->subdir;
+    st->rr.incremental_location = st->incremental_location;
     st->rr.job_id = job->id;
     st->rr.databases = (const char *const *)st->dbs;
     st->rr.ndatabases = (size_t)st->ndbs;
@@ -358,7 +363,8 @@ static void checked_identity(exec_request *req)
                                 "perform a full cluster restore");
         return;
     }
-    if (!exec_check_implicit_access(req, st->url))
+    if (!exec_check_implicit_access(req, st->url) ||
+        (st->incremental_location != NULL && !exec_check_implicit_access(req, st->incremental_location)))
         return;
     if (st->ntables > 0) {
         /* a non-admin's rights are PostgreSQL's: the restore runs under
@@ -401,10 +407,10 @@ void exec_restore_job_start(exec_request *req, bool detached)
         exec_fail_not_implemented(req, "RESTORE ... FROM '<path>' (use RESTORE ... FROM LATEST IN '<collection>')");
         return;
     }
-    if (o->encryption_passphrase || o->kms || o->incremental_location || o->execution_locality ||
-        o->virtual_cluster_name || o->virtual_cluster || o->experimental_deferred_copy.set) {
-        exec_fail_not_implemented(req, "RESTORE with encryption, incremental_location, EXECUTION LOCALITY, "
-                                       "virtual clusters or deferred copy");
+    if (o->encryption_passphrase || o->kms || o->execution_locality || o->virtual_cluster_name || o->virtual_cluster ||
+        o->experimental_deferred_copy.set) {
+        exec_fail_not_implemented(req,
+                                  "RESTORE with encryption, EXECUTION LOCALITY, virtual clusters or deferred copy");
         return;
     }
     if (o->detached.expr != NULL || o->schema_only.expr != NULL || o->verify_backup_table_data.expr != NULL) {
@@ -415,11 +421,16 @@ void exec_restore_job_start(exec_request *req, bool detached)
         exec_fail_not_implemented(req, "RESTORE ... WITH detached inside a transaction block");
         return;
     }
+    if (r->from != NULL && !exec_check_incremental_location(req, o->incremental_location, r->from[0].n))
+        return;
     if (r->nlocalities != 1 || r->from == NULL || r->from[0].n != 1) {
         exec_fail_not_implemented(req, "locality-aware RESTORE");
         return;
     }
     url = exec_string_value(req, &r->from[0].items[0], &err);
+    const char *inc = NULL;
+    if (url != NULL && o->incremental_location != NULL)
+        inc = exec_string_value(req, &o->incremental_location->items[0], &err);
     if (url != NULL && r->subdir != NULL)
         subdir = exec_string_value(req, r->subdir, &err);
     if (url != NULL && o->new_db_name != NULL)
@@ -445,6 +456,7 @@ void exec_restore_job_start(exec_request *req, bool detached)
     if (ok) {
         st->url = strdup(url);
         st->subdir = subdir ? strdup(subdir) : NULL;
+        st->incremental_location = inc ? strdup(inc) : NULL;
         st->new_db_name = new_name ? strdup(new_name) : NULL;
         st->rr.cluster = r->targets.kind == SQL_TARGET_CLUSTER;
         bool tables = r->targets.kind == SQL_TARGET_TABLES;
@@ -470,7 +482,8 @@ void exec_restore_job_start(exec_request *req, bool detached)
         st->rr.skip_missing_sequence_owners = (o->skip_missing_sequence_owners.set && o->skip_missing_sequence_owners.value);
         st->rr.skip_missing_views = (o->skip_missing_views.set && o->skip_missing_views.value);
         st->dbs = calloc((size_t)st->ndbs + 1, sizeof *st->dbs);
-        ok = st->url && (!subdir || st->subdir) && (!new_name || st->new_db_name) && st->dbs;
+        ok = ok && st->url && (!subdir || st->subdir) && (!inc || st->incremental_location) &&
+             (!new_name || st->new_db_name) && st->dbs;
         for (int i = 0; ok && i < st->ndbs; i++)
             ok = (st->dbs[i] = strdup(r->targets.databases[i])) != NULL;
         st->rr.schema_only = o->schema_only.set && o->schema_only.value;

@@ -8,12 +8,15 @@
  *
  * Steps, each a continuation of the last:
  *   1. loop thread: refuse what pgbr cannot honour (FILES, RANGES, VALIDATE,
- *      CONNECTION, privileges, encryption and incremental_location options);
- *      on the client's own session, who is asking (nodelocal:// and file://
- *      need the admin role, as for SHOW BACKUPS IN);
+ *      CONNECTION, privileges and encryption options); on the client's own
+ *      session, who is asking (nodelocal:// and file:// need the admin role,
+ *      as for SHOW BACKUPS IN, for the collection and an incremental_location
+ *      alike);
  *   2. worker: resolve the backup, read and check each layer's manifest (the
- *      full one, then its incrementals in chain order), stat the files with
- *      check_files, build the rows with times in the manifest's UTC text;
+ *      full one, then its incrementals in end time order, from the
+ *      collection and, WITH incremental_location, from that location too),
+ *      stat the files with check_files, build the rows with times in the
+ *      manifest's UTC text;
  *   3. loop thread: the client's own session turns those times into its
  *      timestamptz text (SELECT ...::timestamptz), so they follow its
  *      DateStyle and TimeZone byte for byte, as SHOW JOBS's do.
@@ -53,6 +56,7 @@ void exec_show_backup_free(exec_show_backup_state *state)
 {
     free(state->uri);
     free(state->subdir);
+    free(state->inc_uri);
     result_set_free(state->rs);
     pgbr_error_clear(&state->err);
     for (int i = 0; i < state->ntimes; i++)
@@ -188,6 +192,7 @@ static char *sb_create_sequence(const manifest_sequence *ms)
  * ------------------------------------------------------------------------- */
 
 typedef struct sb_layer {
+    storage *st;        /* borrowed: the collection or the incremental location */
     char *dir;          /* relative to the storage root, no leading '/' ("" = the root) */
     manifest *m;
     char *raw;          /* as_json: the manifest as stored */
@@ -220,6 +225,7 @@ static bool sb_add_layer(storage *st, const char *dir, bool want_raw, sb_chain *
     if (layer.m == NULL)
         return false;
     layer.dir = sb_strdup(dir);
+    layer.st = st;
     chain->layers = sb_xalloc(realloc(chain->layers, (chain->n + 1) * sizeof *chain->layers));
     chain->layers[chain->n++] = layer;
     return true;
@@ -245,22 +251,25 @@ static bool sb_read_deprecated(const exec_show_backup_state *state, storage *st,
     return sb_add_layer(st, "", state->as_json, chain, err);
 }
 
-static bool sb_read_chain(const exec_show_backup_state *state, storage *st, sb_chain *chain, pgbr_error *err)
+/* The full backup, then every layer found for it (layout_find_layers: in
+ * the collection, and in inc when given), in end time order. */
+static bool sb_read_chain(const exec_show_backup_state *state, storage *st, storage *inc, sb_chain *chain,
+                          pgbr_error *err)
 {
     char subdir[LAYOUT_SUBDIR_SIZE];
-    layout_list incrementals = { 0 };
+    layout_layers layers = { 0 };
     bool ok;
 
     if (state->deprecated)
         return sb_read_deprecated(state, st, chain, err);
     if (!layout_resolve_backup(st, state->subdir, subdir, err) ||
         !sb_add_layer(st, subdir, state->as_json, chain, err) ||
-        !layout_list_incrementals(st, subdir, LAYOUT_INCREMENTALS, &incrementals, err))
+        !layout_find_layers(st, inc, subdir, &layers, err))
         return false;
     ok = true;
-    for (size_t i = 0; ok && i < incrementals.n; i++)
-        ok = sb_add_layer(st, incrementals.items[i], state->as_json, chain, err);
-    layout_list_free(&incrementals);
+    for (size_t i = 0; ok && i < layers.n; i++)
+        ok = sb_add_layer(layers.items[i].st, layers.items[i].dir, state->as_json, chain, err);
+    layout_layers_free(&layers);
     return ok;
 }
 
@@ -269,7 +278,6 @@ static bool sb_read_chain(const exec_show_backup_state *state, storage *st, sb_c
  * ------------------------------------------------------------------------- */
 
 typedef struct sb_check {
-    storage *st;
     int problems;                               /* found so far (we stop past the limit) */
     char *listed[SHOW_BACKUP_MAX_LISTED];       /* as shown: URL / layer dir / path */
     char *size_detail;                          /* the first size mismatch, for the DETAIL */
@@ -295,13 +303,13 @@ static void sb_check_file(sb_check *c, const sb_layer *layer, const char *path, 
     sb_append(&rel, path);
     /* An error (permissions, a symlink refused) is a problem like absence:
      * the file cannot be read from the backup. */
-    found = storage_stat(c->st, rel.s, &info, &err) && info.exists;
+    found = storage_stat(layer->st, rel.s, &info, &err) && info.exists;
     pgbr_error_clear(&err);
     if (found && (!check_size || info.size == size)) {
         free(rel.s);
         return;
     }
-    if (asprintf(&shown, "%s/%s", storage_display_url(c->st), rel.s) < 0)
+    if (asprintf(&shown, "%s/%s", storage_display_url(layer->st), rel.s) < 0)
         sb_xalloc(NULL);
     free(rel.s);
     if (found && c->size_detail == NULL &&
@@ -331,9 +339,9 @@ static int sb_by_path(const void *a, const void *b)
 /* Every file the manifests list: each database's schema dump, each table's
  * data files (with their sizes), a whole-server backup's globals. Fails
  * with the reference's wording, SQLSTATE 58P01. */
-static bool sb_check_files(storage *st, const sb_chain *chain, pgbr_error *err)
+static bool sb_check_files(const sb_chain *chain, pgbr_error *err)
 {
-    sb_check c = { .st = st };
+    sb_check c = { 0 };
     sb_text msg = { 0 };
 
     for (size_t l = 0; l < chain->n; l++) {
@@ -630,18 +638,23 @@ static void sb_work(exec_request *req, struct pg_conn *catalog_conn)
     exec_show_backup_state *state = &req->show_backup;
     storage_config cfg = { req->external_io_dir, req->node_id };
     sb_chain chain = { 0 };
-    storage *st;
+    storage *st, *inc = NULL;
 
     (void)catalog_conn;
     st = storage_open(state->uri, &cfg, &state->err);
     if (st == NULL)
         return;
-    if (sb_read_chain(state, st, &chain, &state->err) &&
-        (!state->check_files || sb_check_files(st, &chain, &state->err))) {
+    if (state->inc_uri != NULL && (inc = storage_open(state->inc_uri, &cfg, &state->err)) == NULL) {
+        storage_close(st);
+        return;
+    }
+    if (sb_read_chain(state, st, inc, &chain, &state->err) &&
+        (!state->check_files || sb_check_files(&chain, &state->err))) {
         state->rs = state->as_json ? sb_json_rows(&chain) : sb_object_rows(state, &chain);
         result_set_set_tag(state->rs, "SHOW BACKUP %d", state->rs->nrows);
     }
     sb_chain_free(&chain);
+    storage_close(inc);
     storage_close(st);
 }
 
@@ -751,7 +764,10 @@ static void sb_after(exec_request *req)
 
 static void sb_on_identity(exec_request *req)
 {
-    if (exec_check_implicit_access(req, req->show_backup.uri))
+    const exec_show_backup_state *state = &req->show_backup;
+
+    if (exec_check_implicit_access(req, state->uri) &&
+        (state->inc_uri == NULL || exec_check_implicit_access(req, state->inc_uri)))
         exec_submit(req, sb_work, sb_after);
 }
 
@@ -765,10 +781,6 @@ static bool sb_check_options(exec_request *req, const sql_show_backup_options *o
 {
     if (sb_flag(&o->privileges)) {
         exec_fail_not_implemented(req, "SHOW BACKUP WITH privileges");
-        return false;
-    }
-    if (o->incremental_location != NULL) {
-        exec_fail_not_implemented(req, "SHOW BACKUP WITH incremental_location");
         return false;
     }
     if (o->kms != NULL || o->encryption_passphrase != NULL || o->encryption_info_dir != NULL) {
@@ -793,7 +805,7 @@ void exec_show_backup_start(exec_request *req)
     const sql_show_backup *s = &req->stmt->u.show_backup;
     exec_show_backup_state *state = &req->show_backup;
     pgbr_error err = PGBR_ERROR_INIT;
-    const char *uri, *subdir = NULL;
+    const char *uri, *subdir = NULL, *inc = NULL;
 
     switch (s->what) {
     case SQL_SHOW_BACKUP_DEFAULT:
@@ -816,10 +828,19 @@ void exec_show_backup_start(exec_request *req)
         return;
     if (s->in.n > 0) {
         /* With locality-aware URIs, the first (default locality) one holds
-         * the manifests (reference section 11). */
+         * the manifests (reference section 11), of the incremental_location
+         * too. */
+        if (!exec_check_incremental_location(req, s->options.incremental_location, s->in.n))
+            return;
         uri = exec_string_value(req, &s->in.items[0], &err);
         if (uri != NULL && !s->from_latest && s->subdir != NULL)
             subdir = exec_string_value(req, s->subdir, &err);
+        if (uri != NULL && !pgbr_error_is_set(&err) && s->options.incremental_location != NULL)
+            inc = exec_string_value(req, &s->options.incremental_location->items[0], &err);
+    } else if (s->options.incremental_location != NULL) {
+        exec_fail_not_implemented(req, "SHOW BACKUP '<backup URL>' WITH incremental_location (SHOW BACKUP FROM "
+                                       "'<subdir>' IN '<collection>' WITH incremental_location reads a chain)");
+        return;
     } else {
         uri = s->subdir != NULL ? exec_string_value(req, s->subdir, &err) : NULL;
         if (uri == NULL && !pgbr_error_is_set(&err))
@@ -832,6 +853,7 @@ void exec_show_backup_start(exec_request *req)
     }
     state->uri = sb_strdup(uri);
     state->subdir = sb_strdup(subdir);
+    state->inc_uri = sb_strdup(inc);
     state->deprecated = s->in.n == 0;
     state->schemas = s->what == SQL_SHOW_BACKUP_SCHEMAS;
     state->as_json = sb_flag(&s->options.as_json);

@@ -433,7 +433,7 @@ bool restore_fetch_schema(restore_plan *p, const manifest_database *db, size_t i
     *tmp = NULL;
     if (asprintf(tmp, "%s/pgbr-restore-%" PRId64 "-%zu-XXXXXX", dir && *dir ? dir : "/tmp", p->req->job_id, i) < 0 ||
         asprintf(&path, "%s/%s", restore_top_dir(p), db->schema_file) < 0 ||
-        asprintf(&shown, "%s/%s", storage_display_url(p->st), path) < 0) {
+        asprintf(&shown, "%s/%s", storage_display_url(restore_top_storage(p)), path) < 0) {
         oom(err);
         goto done;
     }
@@ -457,7 +457,7 @@ bool restore_fetch_schema(restore_plan *p, const manifest_database *db, size_t i
         if (!filter_chain_add(chain, sha, "sha256", err))
             goto done;
     }
-    rd = storage_read_open(p->st, path, 0, -1, err);
+    rd = storage_read_open(restore_top_storage(p), path, 0, -1, err);
     if (!rd || !storage_read_to_sink(rd, filter_chain_sink, chain, err))
         goto done;
     ok = filter_chain_finish(chain, err);
@@ -657,7 +657,8 @@ bool restore_load_database(restore_plan *p, const manifest_database *db, const c
     for (size_t t = 0; t < db->ntables; t++) {
         const manifest_table *src;
         const char *prefix;
-        if (restore_chain_source(p, db->name, db->tables[t], &src, &prefix))
+        storage *st;
+        if (restore_chain_source(p, db->name, db->tables[t], &src, &prefix, &st))
             nfiles += src->nfiles;
     }
     ld.files = calloc(nfiles ? nfiles : 1, sizeof(restore_file));
@@ -666,13 +667,15 @@ bool restore_load_database(restore_plan *p, const manifest_database *db, const c
     for (size_t t = 0; t < db->ntables; t++) {
         const manifest_table *mt = db->tables[t], *src;
         const char *prefix;
-        if (!restore_chain_source(p, db->name, mt, &src, &prefix))
+        storage *st;
+        if (!restore_chain_source(p, db->name, mt, &src, &prefix, &st))
             continue;
         for (size_t f = 0; f < src->nfiles; f++) {
             restore_file *rf = &ld.files[k++];
             rf->table = mt;
             rf->file = src->files[f];
             rf->prefix = prefix;
+            rf->st = st;
             rf->ncolumns = src->ncolumns;
             rf->copy_sql = copy_statement(p->admin, mt, src, &rf->keep);
             if (!rf->copy_sql) {

@@ -84,49 +84,105 @@ static bool choose_layers(manifest *const *all, size_t n, int64_t t, size_t *use
     return true;
 }
 
+/* The layers found (layout_find_layers) that continue the chain from its
+ * full backup, each naming the one before it as "previous". *nvisible gets
+ * how many do; a layer whose previous one is not among those found (it is
+ * stored in a location not given) ends the chain there, and *gap says which
+ * (NULL: none); one naming an earlier layer than the one before it is
+ * corrupt (XX001). Manifests in all[1..], directories and storages in
+ * dirs[] and sts[]. */
+static bool read_layers(restore_plan *p, layout_layers *found, manifest **all, char **dirs, storage **sts,
+                        size_t *nvisible, const char **gap, pgbr_error *err)
+{
+    *gap = NULL;
+    *nvisible = 1;
+    for (size_t k = 1; k <= found->n; k++) {
+        layout_layer *l = &found->items[k - 1];
+        manifest *m = layout_read_manifest(l->st, l->dir, NULL, NULL, err);
+        if (!m)
+            return false;
+        if (m->backup_type != MANIFEST_BACKUP_INCREMENTAL || !m->previous) {
+            manifest_free(m);
+            return pgbr_error_set(err, "XX001", "backup chain \"%s\" is corrupted: layer \"%s/%s\" is not an "
+                                  "incremental backup", p->subdir, storage_display_url(l->st), l->dir);
+        }
+        if (strcmp(m->previous, dirs[k - 1]) != 0) {
+            for (size_t j = 0; j + 1 < k; j++)
+                if (strcmp(m->previous, dirs[j]) == 0) {
+                    pgbr_error_set(err, "XX001", "backup chain \"%s\" is corrupted: layer \"%s\" does not follow "
+                                                 "\"%s\"", p->subdir, l->dir, dirs[k - 1]);
+                    manifest_free(m);
+                    return false;
+                }
+            /* the layer before it is elsewhere: the chain visible ends here */
+            *gap = l->dir;
+            manifest_free(m);
+            return true;
+        }
+        all[k] = m;
+        dirs[k] = l->dir;
+        sts[k] = l->st;
+        l->dir = NULL;
+        (*nvisible)++;
+    }
+    return true;
+}
+
 bool restore_chain_open(restore_plan *p, pgbr_error *err)
 {
     const restore_request *req = p->req;
-    layout_list layers = { 0 };
-    if (!layout_list_incrementals(p->st, p->subdir, LAYOUT_INCREMENTALS, &layers, err))
+    layout_layers found = { 0 };
+    if (req->incremental_location &&
+        !(p->inc_st = storage_open(req->incremental_location, req->storage, err)))
         return false;
-    size_t n = 1 + layers.n;
+    if (!layout_find_layers(p->st, p->inc_st, p->subdir, &found, err))
+        return false;
+    size_t n = 1 + found.n;
     manifest **all = calloc(n, sizeof *all);
     char **dirs = calloc(n, sizeof *dirs);
-    bool ok = all && dirs;
-    if (ok) {
-        all[0] = p->m;
-        ok = (dirs[0] = strdup(p->subdir + 1)) != NULL;
-    }
-    for (size_t k = 1; ok && k < n; k++) {
-        dirs[k] = layers.items[k - 1];
-        layers.items[k - 1] = NULL;
-        all[k] = layout_read_manifest(p->st, dirs[k], NULL, NULL, err);
-        if (!all[k])
-            goto fail;
-        if (all[k]->backup_type != MANIFEST_BACKUP_INCREMENTAL || !all[k]->previous ||
-            strcmp(all[k]->previous, dirs[k - 1]) != 0) {
-            pgbr_error_set(err, "XX001", "backup chain \"%s\" is corrupted: layer \"%s\" does not follow \"%s\"",
-                           p->subdir, dirs[k], dirs[k - 1]);
-            goto fail;
-        }
-    }
-    if (!ok) {
+    storage **sts = calloc(n, sizeof *sts);
+    const char *gap = NULL;
+    char *gap_dir = NULL;
+    if (!all || !dirs || !sts || !(dirs[0] = strdup(p->subdir + 1))) {
         oom(err);
         goto fail;
     }
-    layout_list_free(&layers);
+    all[0] = p->m;
+    sts[0] = p->st;
+    if (!read_layers(p, &found, all, dirs, sts, &n, &gap, err))
+        goto fail;
+    if (gap && !(gap_dir = strdup(gap))) {
+        oom(err);
+        goto fail;
+    }
+    layout_layers_free(&found);
     size_t use = n;
     p->until_us = INT64_MAX;
+    if (gap && (!req->as_of || req->as_of_us > all[n - 1]->end_time)) {
+        /* restoring the chain's newest state, or a time after the last layer
+         * seen, needs the layers after the gap */
+        pgbr_error_set(err, "58P01", "backup chain \"%s\" is incomplete: the layer before \"%s\" is not in the "
+                                     "locations given", p->subdir, gap_dir);
+        pgbr_error_detail(err, "The chain's layers found end with \"%s\" in \"%s\".", dirs[n - 1],
+                          storage_display_url(sts[n - 1]));
+        pgbr_error_hint(err, "Give the incremental_location the chain's other layers were written to (WITH "
+                             "incremental_location = '...').");
+        goto fail;
+    }
+    free(gap_dir);
+    gap_dir = NULL;
     if (req->as_of && !choose_layers(all, n, req->as_of_us, &use, &p->until_us, err))
-        goto fail_owned;
+        goto fail;
     /* the layers after the ones used are not needed */
     for (size_t k = use; k < n; k++) {
         manifest_free(all[k]);
         free(dirs[k]);
+        all[k] = NULL;
+        dirs[k] = NULL;
     }
     p->layers = all;
     p->layer_dirs = dirs;
+    p->layer_st = sts;
     p->nlayers = use;
     p->top = all[use - 1];
     /* inside a layer, its whole-table copies are of its end: too late */
@@ -136,14 +192,15 @@ bool restore_chain_open(restore_plan *p, pgbr_error *err)
                  p->subdir, use - 1, p->until_us == INT64_MAX ? "" : ", the last one up to the time requested");
     return true;
 fail:
-    layout_list_free(&layers);
-fail_owned:
+    layout_layers_free(&found);
+    free(gap_dir);
     for (size_t k = 1; all && k < n; k++)
         manifest_free(all[k]);
     for (size_t k = 0; dirs && k < n; k++)
         free(dirs[k]);
     free(all);
     free(dirs);
+    free(sts);
     return false;
 }
 
@@ -155,9 +212,13 @@ void restore_chain_free(restore_plan *p)
         free(p->layer_dirs[k]);
     free(p->layers);
     free(p->layer_dirs);
+    free(p->layer_st);
     p->layers = NULL;
     p->layer_dirs = NULL;
+    p->layer_st = NULL;
     p->nlayers = 0;
+    storage_close(p->inc_st);
+    p->inc_st = NULL;
 }
 
 const manifest *restore_top(const restore_plan *p)
@@ -168,6 +229,11 @@ const manifest *restore_top(const restore_plan *p)
 const char *restore_top_dir(const restore_plan *p)
 {
     return p->nlayers > 0 ? p->layer_dirs[p->nlayers - 1] : p->subdir + 1;
+}
+
+storage *restore_top_storage(const restore_plan *p)
+{
+    return p->nlayers > 0 ? p->layer_st[p->nlayers - 1] : p->st;
 }
 
 static const manifest_database *layer_db(const manifest *m, const char *name)
@@ -196,17 +262,19 @@ static int base_layer(const restore_plan *p, const char *dbname, uint32_t oid, c
 }
 
 bool restore_chain_source(const restore_plan *p, const char *dbname, const manifest_table *top,
-                          const manifest_table **src, const char **prefix)
+                          const manifest_table **src, const char **prefix, storage **st)
 {
     if (p->nlayers == 0 || top->oid == 0) {
         *src = top;
         *prefix = p->subdir + 1;
+        *st = p->st;
         return top->nfiles > 0;
     }
     int k = base_layer(p, dbname, top->oid, src);
     if (k < 0)
         return false;
     *prefix = p->layer_dirs[k];
+    *st = p->layer_st[k];
     return true;
 }
 
@@ -418,16 +486,15 @@ static bool on_change_frame(void *arg, uint64_t index, const void *data, size_t 
     return true;
 }
 
-static bool replay_file(chain_apply *ca, const char *dir, const manifest_file *f, pgbr_error *err)
+static bool replay_file(chain_apply *ca, storage *st, const char *dir, const manifest_file *f, pgbr_error *err)
 {
-    restore_plan *p = ca->p;
     char *path = NULL, *shown = NULL;
     storage_read *rd = NULL;
     filter_chain *chain = NULL;
     filter *sha = NULL;
     datafile_reader *reader = NULL;
     bool ok = false;
-    if (asprintf(&path, "%s/%s", dir, f->path) < 0 || asprintf(&shown, "%s/%s", storage_display_url(p->st), path) < 0) {
+    if (asprintf(&path, "%s/%s", dir, f->path) < 0 || asprintf(&shown, "%s/%s", storage_display_url(st), path) < 0) {
         oom(err);
         goto done;
     }
@@ -441,7 +508,7 @@ static bool replay_file(chain_apply *ca, const char *dir, const manifest_file *f
     }
     if (!filter_chain_add(chain, sha, "sha256", err))
         goto done;
-    rd = storage_read_open(p->st, path, f->offset, (int64_t)f->stored_bytes, err);
+    rd = storage_read_open(st, path, f->offset, (int64_t)f->stored_bytes, err);
     datafile_totals tot;
     ok = rd && storage_read_to_sink(rd, filter_chain_sink, chain, err) && filter_chain_finish(chain, err) &&
          datafile_reader_finish(reader, &tot, err);
@@ -473,7 +540,7 @@ bool restore_chain_apply(restore_plan *p, const manifest_database *db, PGconn *c
         ca.apply = cdc_apply_new(conn, &opt, err);
         ok = ca.apply != NULL;
         for (size_t f = 0; ok && f < ldb->nchanges && !cdc_apply_reached_until(ca.apply); f++)
-            ok = replay_file(&ca, p->layer_dirs[k], ldb->changes[f], err);
+            ok = replay_file(&ca, p->layer_st[k], p->layer_dirs[k], ldb->changes[f], err);
         cdc_apply_stats st;
         ok = ok && cdc_apply_finish(ca.apply, &st, err);
         if (ok) {

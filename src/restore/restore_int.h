@@ -22,6 +22,7 @@ typedef struct restore_file {
     const manifest_file *file;
     char *copy_sql;         /* COPY <qualified> (<columns>) FROM STDIN */
     const char *prefix;     /* its layer's directory; NULL: restore_load's prefix */
+    storage *st;            /* its layer's storage; NULL: restore_load's */
     /* NULL: every column of the file is loaded. Else keep[c] says whether
      * the file's column c is (a chain restore: a column dropped since the
      * file was written is left out of each row) */
@@ -81,7 +82,9 @@ struct restore_plan {
      * incremental layers restored; 0 before restore_chain_open */
     size_t nlayers;
     manifest **layers;
-    char **layer_dirs;          /* relative to the collection, no leading '/' */
+    char **layer_dirs;          /* relative to their storage, no leading '/' */
+    storage **layer_st;         /* each layer's storage: st or inc_st */
+    storage *inc_st;            /* WITH incremental_location; NULL: none */
     manifest *top;              /* layers[nlayers - 1]: schema, tables, sequences */
     int64_t until_us;           /* AS OF SYSTEM TIME inside the last layer, else INT64_MAX */
     size_t ncopies;             /* the layers whose whole-table copies are used */
@@ -89,18 +92,22 @@ struct restore_plan {
 
 /* ---- chains (restore_chain.c) ---- */
 
-/* Read the incremental layers of the plan's full backup and choose those
- * restored (req->as_of: the reference's rules, 22023 with its messages). */
+/* Read the incremental layers of the plan's full backup (in the collection,
+ * and in req->incremental_location when given: layout_find_layers) and
+ * choose those restored (req->as_of: the reference's rules, 22023 with its
+ * messages). A layer whose previous one was not found (stored in a location
+ * not given) ends the chain seen; restoring past it fails with 58P01. */
 bool restore_chain_open(restore_plan *p, pgbr_error *err);
 void restore_chain_free(restore_plan *p);
 /* The layer that gives the schema, the tables and the sequences. */
 const manifest *restore_top(const restore_plan *p);
 const char *restore_top_dir(const restore_plan *p);
+storage *restore_top_storage(const restore_plan *p);
 /* Where the rows of top (a table of the top layer's database dbname) come
- * from: *src, the entry with its files, in the layer at *prefix. False:
- * no layer holds rows for it (it is empty). */
+ * from: *src, the entry with its files, in the layer at *prefix of storage
+ * *st. False: no layer holds rows for it (it is empty). */
 bool restore_chain_source(const restore_plan *p, const char *dbname, const manifest_table *top,
-                          const manifest_table **src, const char **prefix);
+                          const manifest_table **src, const char **prefix, storage **st);
 /* Replay the changes of every incremental layer onto db's tables (the top
  * layer's entries; a table restore passes only the tables it restores) over
  * conn: a connection of its own (database restores), or inside the caller's

@@ -146,11 +146,12 @@ static bool load_file(restore_load *ld, PGconn *conn, const restore_file *rf, pg
     filter *sha = NULL;
     datafile_reader *reader = NULL;
     frame_sink fs = { ld, conn, 0, rf, NULL, 0 };
+    storage *st = rf->st ? rf->st : ld->st;
     bool in_copy = false, ok = false;
     PGresult *res = NULL;
 
     if (asprintf(&path, "%s/%s", rf->prefix ? rf->prefix : ld->prefix, f->path) < 0 ||
-        asprintf(&shown, "%s/%s", storage_display_url(ld->st), path) < 0) {
+        asprintf(&shown, "%s/%s", storage_display_url(st), path) < 0) {
         pgbr_error_set(err, "53200", "out of memory");
         goto done;
     }
@@ -165,7 +166,7 @@ static bool load_file(restore_load *ld, PGconn *conn, const restore_file *rf, pg
         !filter_chain_add(chain, filter_count_new(err), "count", err))
         goto done;
     /* the file's own bytes: a bundle holds several, one after the other */
-    rd = storage_read_open(ld->st, path, f->offset, (int64_t)f->stored_bytes, err);
+    rd = storage_read_open(st, path, f->offset, (int64_t)f->stored_bytes, err);
     if (!rd)
         goto done;
     if (conn) {
