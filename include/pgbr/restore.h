@@ -94,6 +94,21 @@ typedef struct restore_request {
     const char *user;               /* the client's role (CONNECT checks of non-admins) */
     int workers;                    /* load connections; <= 0: 4 */
     const char *pg_restore_path;    /* NULL: found like pg_dump (pgclient_find_tool) */
+    /* A database or whole-server restore keeps a checkpoint (JSON: each
+     * database's phase and the tables loaded into its staging database,
+     * the roles created) through save_checkpoint, called from
+     * restore_execute's threads, never two at a time, after each phase and
+     * as tables finish loading (at most once a second). Given the last one
+     * back in checkpoint, restore_execute continues where that run stopped
+     * instead of starting over. A table restore (one transaction) keeps
+     * none. NULL: none. */
+    const char *checkpoint;
+    void (*save_checkpoint)(void *arg, const char *json);
+    /* After a failure (err; 57014 when the progress callback asked to
+     * stop): true when the job will run again (a pause, a retry) and what is
+     * staged is to be kept for that run; false to revert everything (a
+     * cancel, a failure). NULL: always revert. */
+    bool (*keep_staged)(void *arg, const pgbr_error *err);
 } restore_request;
 
 /* Progress as for backups: fraction in [0, 1] and a short status. Return

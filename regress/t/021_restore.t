@@ -16,8 +16,8 @@
 #    a data file, a deleted data file, a corrupt manifest, a non-admin user;
 #    after a failed restore no destination and no staging database is left;
 #  - pgbr killed with SIGKILL during a restore: no destination database, and
-#    at restart pgbr adopts the job: the staging database the killed run
-#    left is dropped and the restore runs again to the end;
+#    at restart pgbr adopts the job and continues it from its checkpoint in
+#    the staging database the killed run left;
 #  - consistency under load: pgbench writes while BACKUP runs; the backup's
 #    exported snapshot (PGBR_TEST_SNAPSHOT_DIR hook) is checksummed while the
 #    backup waits, and the restored database equals that snapshot.
@@ -547,16 +547,16 @@ is($pgbr->wait_exit(10), 128 + 9, 'pgbr killed with SIGKILL');
 $pgbr->check_log_ok('the killed pgbr');
 is(dbs_like('bench\_restored'), '', 'no destination database after the kill');
 
-# restarted, pgbr adopts the job it was running: what the killed run staged
-# is dropped and the restore runs again to the end
+# restarted, pgbr adopts the job it was running and continues it from its
+# checkpoint in the staging database the killed run left
 $pgbr = PgbrTest::Pgbr->new(pg => $pg, @pgbr_args);
 ok(wait_for(sub { $pg->safe_psql("SELECT status FROM pgbr.jobs WHERE id = $kill_job") !~ /^(running|pending)$/ }, 300, 0.2),
 	'the interrupted restore ends after the restart');
 is($pg->safe_psql("SELECT status || ':' || error FROM pgbr.jobs WHERE id = $kill_job"), 'succeeded:',
 	'the restarted pgbr adopted the restore and finished it');
 like($pgbr->log_content, qr/job $kill_job: RESTORE adopted by node 1/, 'the log says the job was adopted');
-like($pgbr->log_content, qr/dropped staging database "pgbr_restore_${kill_job}_0" left by an earlier run/,
-	'the killed run\'s staging database was dropped first');
+like($pgbr->log_content, qr/database "bench" continues in staging "pgbr_restore_${kill_job}_0"/,
+	'it continued in the killed run\'s staging database (its checkpoint)');
 my $snap_rows = 0;
 $snap_rows += (/^(\d+):/)[0] for values %$snap_sums;
 is($pg->safe_psql("SELECT rows FROM pgbr.jobs WHERE id = $kill_job"), $snap_rows, 'rows = the rows the snapshot saw');

@@ -189,8 +189,12 @@ is(wait_status($job, 'paused|succeeded|failed'), 'paused', 'the restore pauses')
 ok(wait_for(sub { $pg->safe_psql("SELECT count(*) FROM pg_stat_activity WHERE datname LIKE 'pgbr\\_restore\\_%' OR datname = 'bench_r'") == 0 }, 30, 0.1),
 	'no session in its staging database while paused');
 is($pg->safe_psql("SELECT count(*) FROM pg_database WHERE datname = 'bench_r'"), '0', 'no destination database while paused');
+is(staging_dbs(), "pgbr_restore_${job}_0", 'the staging database waits for the resume');
+like(job_row($job, 'checkpoint::text'), qr/"phase": 1/, 'the checkpoint says it was loading');
 control('RESUME', $job);
 is(wait_status($job, 'succeeded|failed|canceled', 300), 'succeeded', 'the resumed restore succeeds');
+like($pgbr->log_content, qr/job $job: RESTORE adopted by node 1 \(status running\).*database "bench" continues in staging "pgbr_restore_${job}_0" \(phase 1 of 4 done\)/s,
+	'the resumed restore continued in its staging database');
 is_deeply(sums('bench_r'), $at_resume, 'the resumed restore equals the backup');
 is(staging_dbs(), '', 'no staging database left');
 

@@ -671,6 +671,8 @@ done:
     free(go);
 }
 
+static bool backup_discard_job(exec_job *job, pgbr_error *err);
+
 /* The engine names the directory it writes as soon as it owns it, so a
  * later run can remove what this one left. */
 static void backup_save_checkpoint(void *arg, const char *json)
@@ -684,6 +686,15 @@ static bool backup_work(exec_job *job, pgbr_error *err)
     backup_request br;
     backup_result res;
     struct timespec ts;
+    /* another run of the job (a retry, a resume, an adoption) starts over:
+     * what the last one left is removed first */
+    if (job->rerun) {
+        pgbr_error e = PGBR_ERROR_INIT;
+        if (!backup_discard_job(job, &e))
+            log_warning("job %" PRId64 ": could not remove what its last run left: %s", job->id,
+                        e.message ? e.message : "");
+        pgbr_error_clear(&e);
+    }
     memset(&br, 0, sizeof br);
     br.conninfo = job->conninfo;
     br.databases = (const char *const *)st->dbs;

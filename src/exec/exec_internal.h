@@ -95,10 +95,9 @@ typedef struct exec_job_ops {
     /* node loop: rebuild job->state from spec_save's text. job->id, user,
      * is_admin, description and the configuration are set. */
     bool (*spec_load)(exec_job *job, const char *spec, pgbr_error *err);
-    /* node loop: remove what an earlier run of the job left (its files,
-     * slots, staging databases), using job->checkpoint when it has one:
-     * before a re-run from scratch, and for a cancel of a job that is not
-     * running anywhere. */
+    /* remove what the job's runs left (its files, slots, staging
+     * databases), using job->checkpoint when it has one: for a cancel of a
+     * job that is not running (paused, or adopted while cancel-requested). */
     bool (*discard)(exec_job *job, pgbr_error *err);
 } exec_job_ops;
 
@@ -133,6 +132,8 @@ struct exec_job {
     char *checkpoint;           /* the last checkpoint saved (JSON), or NULL */
     int attempts;               /* runs that ended in a transient error */
     bool reverting;             /* the row says reverting */
+    char *upstream_started;     /* pg_postmaster_start_time() when the run began */
+    bool restart_checked, upstream_restarted;
     int outcome;                /* job.c's job_outcome once run is over */
     bool running;               /* the job row exists and run has not returned */
     bool inserted;
@@ -157,6 +158,10 @@ bool exec_job_progress(void *job, double fraction, const char *status);
  * that is asked to stop (the statement then ends with the job, 57014);
  * false when there is no such job to stop. */
 bool exec_job_cancel(exec_request *req);
+/* After a failed run (err): true when the job will run again (a pause, a
+ * retry, another node's run) and what it staged is to be kept. Worker only,
+ * during run. */
+bool exec_job_will_run_again(void *job, const pgbr_error *err);
 /* Save the job's checkpoint (JSON text, no secrets) in its row; worker
  * only, during run. Logged, not fatal, when the catalog cannot be reached. */
 void exec_job_save_checkpoint(exec_job *job, const char *json);

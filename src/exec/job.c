@@ -64,6 +64,7 @@ void exec_job_free(exec_job *job)
     free(job->external_io_dir);
     free(job->spec);
     free(job->checkpoint);
+    free(job->upstream_started);
     pgbr_error_clear(&job->err);
     free(job);
 }
@@ -260,6 +261,31 @@ static char *job_upstream_started(PGconn *conn)
     return out;
 }
 
+/* Did the upstream restart since the run began? Asked once per run. */
+static bool job_upstream_restarted(exec_job *job, PGconn *conn)
+{
+    if (!job->restart_checked) {
+        char *now = job_upstream_started(conn);
+        job->upstream_restarted = job->upstream_started && (!now || strcmp(job->upstream_started, now) != 0);
+        job->restart_checked = true;
+        free(now);
+    }
+    return job->upstream_restarted;
+}
+
+bool exec_job_will_run_again(void *arg, const pgbr_error *err)
+{
+    exec_job *job = arg;
+    if (job->lost)
+        return true;    /* the node that holds it now continues from what is kept */
+    if (job->cancel_requested)
+        return false;
+    if (job->pause_requested && strcmp(err->sqlstate, "57014") == 0)
+        return true;
+    /* a retry, or (a restore out of retries) a pause */
+    return job_error_transient(err) || job_upstream_restarted(job, job->conn);
+}
+
 /* What an earlier run left, removed before running again (or for good,
  * when the job is canceled while nothing runs it). */
 static void job_discard(exec_job *job)
@@ -299,21 +325,15 @@ static void job_run(exec_job *job, PGconn *conn)
                 job_discard(job);
             break;
         }
-        if (job->rerun)
-            job_discard(job);
         pgbr_error_clear(&job->err);
-        char *started = job_upstream_started(conn);
+        free(job->upstream_started);
+        job->upstream_started = job_upstream_started(conn);
+        job->restart_checked = false;
         job->conn = conn;
         job->ok = job->ops->run(job, &job->err);
+        bool restarted = !job->ok && job_upstream_restarted(job, conn);
         job->conn = NULL;
         job->rerun = true;
-        bool restarted = false;
-        if (!job->ok) {
-            char *now = job_upstream_started(conn);
-            restarted = started && (!now || strcmp(started, now) != 0);
-            free(now);
-        }
-        free(started);
         if (job->ok) {
             outcome = JOB_SUCCEEDED;
             break;

@@ -82,6 +82,16 @@ static void state_free(void *arg)
 
 /* ---- worker side ---- */
 
+static void restore_save_checkpoint(void *arg, const char *json)
+{
+    exec_job_save_checkpoint(arg, json);
+}
+
+static bool restore_keep_staged(void *arg, const pgbr_error *err)
+{
+    return exec_job_will_run_again(arg, err);
+}
+
 /* The request from the state (the loop side or spec_load filled it). */
 static void fill_request(exec_job *job)
 {
@@ -104,6 +114,9 @@ static void fill_request(exec_job *job)
     st->rr.search_path = (const char *const *)st->search_path;
     st->rr.nsearch_path = (size_t)st->nsearch_path;
     st->rr.workers = job->workers;
+    st->rr.checkpoint = job->checkpoint;
+    st->rr.save_checkpoint = restore_save_checkpoint;
+    st->rr.keep_staged = restore_keep_staged;
 }
 
 static bool restore_prepare_job(exec_job *job, struct pg_conn *conn, pgbr_error *err)

@@ -52,6 +52,7 @@ void restore_plan_free(restore_plan *p)
     if (p->admin)
         PQfinish(p->admin);
     restore_chain_free(p);
+    restore_checkpoint_free(p);
     manifest_free(p->m);
     storage_close(p->st);
     free(p);
@@ -140,10 +141,14 @@ static bool plan_cluster(restore_plan *p, pgbr_error *err)
 {
     if (p->m->targets.kind != MANIFEST_TARGET_CLUSTER)
         return pgbr_error_set(err, "22023", "full cluster RESTORE can only be used on full cluster BACKUP files");
-    PGresult *res = pgclient_query(p->admin,
-                                   "SELECT datname, datname IN ('postgres', current_database()) "
-                                   "FROM pg_catalog.pg_database WHERE NOT datistemplate ORDER BY 1",
-                                   err);
+    /* this job's own staging databases (an earlier run's) do not count */
+    char sql[320];
+    snprintf(sql, sizeof sql,
+             "SELECT datname, datname IN ('postgres', current_database()) "
+             "FROM pg_catalog.pg_database WHERE NOT datistemplate "
+             "AND datname !~ '^" RESTORE_STAGING_PREFIX "%" PRId64 "_[0-9]+$' ORDER BY 1",
+             p->req->job_id);
+    PGresult *res = pgclient_query(p->admin, sql, err);
     if (!res)
         return false;
     pgbr_buf found = PGBR_BUF_INIT;
@@ -654,12 +659,22 @@ bool restore_load_database(restore_plan *p, const manifest_database *db, const c
     size_t nfiles = 0, k = 0;
     bool ok = false;
     memset(&ld, 0, sizeof ld);
+    /* a database restore keeps track of the tables loaded (checkpoint) */
+    size_t dbi = (size_t)-1;
+    for (size_t i = 0; !conn && p->loaded && i < p->n; i++)
+        if (p->dbs[i] == db)
+            dbi = i;
     for (size_t t = 0; t < db->ntables; t++) {
         const manifest_table *src;
         const char *prefix;
         storage *st;
-        if (restore_chain_source(p, db->name, db->tables[t], &src, &prefix, &st))
+        if (dbi != (size_t)-1 && p->loaded[dbi][t])
+            continue;
+        if (restore_chain_source(p, db->name, db->tables[t], &src, &prefix, &st)) {
             nfiles += src->nfiles;
+            if (dbi != (size_t)-1)
+                p->files_left[dbi][t] = src->nfiles;
+        }
     }
     ld.files = calloc(nfiles ? nfiles : 1, sizeof(restore_file));
     if (!ld.files)
@@ -670,6 +685,14 @@ bool restore_load_database(restore_plan *p, const manifest_database *db, const c
         storage *st;
         if (!restore_chain_source(p, db->name, mt, &src, &prefix, &st))
             continue;
+        if (dbi != (size_t)-1 && p->loaded[dbi][t]) {
+            /* an earlier run of the job loaded it */
+            for (size_t f = 0; !p->req->schema_only && f < src->nfiles; f++) {
+                out->rows += src->files[f]->rows;
+                out->bytes += src->files[f]->raw_bytes;
+            }
+            continue;
+        }
         for (size_t f = 0; f < src->nfiles; f++) {
             restore_file *rf = &ld.files[k++];
             rf->table = mt;
@@ -700,6 +723,10 @@ bool restore_load_database(restore_plan *p, const manifest_database *db, const c
     ld.progress_arg = arg;
     ld.fraction_base = base;
     ld.fraction_weight = weight;
+    if (dbi != (size_t)-1 && !ld.verify_only) {
+        ld.file_done = restore_checkpoint_file_done;
+        ld.file_done_arg = p;
+    }
     pthread_mutex_init(&ld.mutex, NULL);
     ok = restore_load_run(&ld, err);
     pthread_mutex_destroy(&ld.mutex);
@@ -718,6 +745,40 @@ done:
     return ok;
 }
 
+/* A resumed database: the tables the last run had not finished loading may
+ * hold some of their rows (each file is its own transaction): empty them. */
+static bool empty_unloaded(restore_plan *p, size_t i, pgbr_error *err)
+{
+    const manifest_database *db = p->dbs[i];
+    PGconn *conn = pgclient_connect(p->req->conninfo, p->staging[i], "pgbr restore", err);
+    if (!conn)
+        return false;
+    bool ok = true;
+    for (size_t t = 0; ok && t < db->ntables; t++) {
+        const manifest_table *src;
+        const char *prefix;
+        storage *st;
+        if (p->loaded[i][t] || !restore_chain_source(p, db->name, db->tables[t], &src, &prefix, &st) ||
+            src->nfiles == 0)
+            continue;
+        char *q = restore_qualified(conn, db->tables[t]->schema, db->tables[t]->name), *sql = NULL;
+        ok = q && asprintf(&sql, "TRUNCATE ONLY %s", q) >= 0 ? pgclient_exec(conn, sql, err) : oom(err);
+        free(q);
+        free(sql);
+    }
+    PQfinish(conn);
+    return ok;
+}
+
+/* Record that database i reached phase. */
+static void reached(restore_plan *p, size_t i, restore_phase phase)
+{
+    p->phase[i] = phase;
+    for (size_t t = 0; phase >= RESTORE_PHASE_LOADED && t < p->dbs[i]->ntables; t++)
+        p->loaded[i][t] = true;
+    restore_checkpoint_save(p, true);
+}
+
 static bool restore_database(restore_plan *p, size_t i, restore_progress_fn progress, void *arg,
                              restore_result *out, pgbr_error *err)
 {
@@ -726,25 +787,51 @@ static bool restore_database(restore_plan *p, size_t i, restore_progress_fn prog
     PGconn *conn = NULL;
     bool ok = false;
     int jobs = p->req->workers <= 0 ? DEFAULT_WORKERS : (p->req->workers > MAX_WORKERS ? MAX_WORKERS : p->req->workers);
+    restore_phase at = p->phase[i];
 
-    log_info("restore job %" PRId64 ": database \"%s\" from %s%s into \"%s\" (staging \"%s\")", p->req->job_id,
-             p->dbs[i]->name, storage_display_url(p->st), p->subdir, p->dest[i], p->staging[i]);
-    if (progress && !progress(arg, base, "creating objects"))
+    if (at == RESTORE_PHASE_NONE)
+        log_info("restore job %" PRId64 ": database \"%s\" from %s%s into \"%s\" (staging \"%s\")", p->req->job_id,
+                 p->dbs[i]->name, storage_display_url(p->st), p->subdir, p->dest[i], p->staging[i]);
+    else
+        log_info("restore job %" PRId64 ": database \"%s\" continues in staging \"%s\" (phase %d of %d done)",
+                 p->req->job_id, p->dbs[i]->name, p->staging[i], (int)at, (int)RESTORE_PHASE_FINISHED);
+    if (at >= RESTORE_PHASE_FINISHED)
+        return true;
+    if (progress && !progress(arg, base, at ? "resuming" : "creating objects"))
         goto canceled;
-    if (!create_staging(p, i, err) || !restore_fetch_schema(p, p->dbs[i], i, &dump, err) ||
+    if (!restore_fetch_schema(p, p->dbs[i], i, &dump, err) ||
         !(!p->dbs[i]->publication ||
-           restore_list_without_publication(p, dump, p->dbs[i]->publication, i, &list, err)) ||
-        !run_pg_restore(p, i, dump, list, "pre-data", 1, err))
+          restore_list_without_publication(p, dump, p->dbs[i]->publication, i, &list, err)))
         goto done;
-    if (progress && !progress(arg, base + w * 0.05, p->req->schema_only ? "verifying data files" : "loading data"))
-        goto canceled;
-    if ((!p->req->schema_only || p->req->verify_data) &&
-        !restore_load_database(p, p->dbs[i], p->staging[i], NULL, progress, arg, base + w * 0.05, w * 0.75, out, err))
+    if (at < RESTORE_PHASE_CREATED) {
+        /* a run killed before it recorded the staging database created */
+        if (!exec_ident(p->admin, p->server_num >= 130000 ? "DROP DATABASE IF EXISTS %s WITH (FORCE)"
+                                                          : "DROP DATABASE IF EXISTS %s",
+                        p->staging[i], NULL, err) ||
+            !create_staging(p, i, err) || !run_pg_restore(p, i, dump, list, "pre-data", 1, err))
+            goto done;
+        reached(p, i, RESTORE_PHASE_CREATED);
+    } else if (at == RESTORE_PHASE_CREATED && !p->req->schema_only && !empty_unloaded(p, i, err)) {
         goto done;
-    if (progress && !progress(arg, base + w * 0.8, "building indexes and constraints"))
-        goto canceled;
-    if (!run_pg_restore(p, i, dump, list, "post-data", jobs, err))
-        goto done;
+    }
+    if (at < RESTORE_PHASE_LOADED) {
+        if (progress && !progress(arg, base + w * 0.05, p->req->schema_only ? "verifying data files" : "loading data"))
+            goto canceled;
+        if ((!p->req->schema_only || p->req->verify_data) &&
+            !restore_load_database(p, p->dbs[i], p->staging[i], NULL, progress, arg, base + w * 0.05, w * 0.75, out,
+                                   err))
+            goto done;
+        reached(p, i, RESTORE_PHASE_LOADED);
+    } else if (!restore_load_database(p, p->dbs[i], p->staging[i], NULL, NULL, NULL, 0, 0, out, err)) {
+        goto done;      /* every table is loaded: this only counts their rows */
+    }
+    if (at < RESTORE_PHASE_INDEXED) {
+        if (progress && !progress(arg, base + w * 0.8, "building indexes and constraints"))
+            goto canceled;
+        if (!run_pg_restore(p, i, dump, list, "post-data", jobs, err))
+            goto done;
+        reached(p, i, RESTORE_PHASE_INDEXED);
+    }
     conn = pgclient_connect(p->req->conninfo, p->staging[i], "pgbr restore", err);
     if (!conn)
         goto done;
@@ -758,6 +845,7 @@ static bool restore_database(restore_plan *p, size_t i, restore_progress_fn prog
     }
     if (!restore_finish_database(p, p->dbs[i], conn, err))
         goto done;
+    reached(p, i, RESTORE_PHASE_FINISHED);
     ok = true;
     goto done;
 canceled:
@@ -944,17 +1032,28 @@ bool restore_execute(restore_plan *p, restore_progress_fn progress, void *arg, r
     snprintf(out->subdir, sizeof out->subdir, "%s", p->subdir);
     if (p->tables)
         return restore_tables_execute(p, progress, arg, out, err);
-    bool ok = true;
-    if (p->req->cluster) {
+    p->progress_arg = arg;
+    bool ok = restore_checkpoint_load(p, err);
+    if (ok && p->req->cluster && !p->roles_done) {
         if (progress && !progress(arg, 0, "restoring roles"))
             ok = pgbr_error_set(err, "57014", "restore canceled");
         ok = ok && restore_roles(p, err);
+        p->roles_done = ok;
+        restore_checkpoint_save(p, true);
     }
     for (size_t i = 0; ok && i < p->n; i++)
         ok = restore_database(p, i, progress, arg, out, err);
     if (ok && progress && !progress(arg, 0.99, "publishing"))
         ok = pgbr_error_set(err, "57014", "restore canceled");
     ok = ok && publish(p, err);
+    if (!ok && p->req->keep_staged && p->req->keep_staged(arg, err)) {
+        /* a pause or a retry: the staging databases and roles wait for the
+         * next run */
+        restore_checkpoint_save(p, true);
+        log_info("restore job %" PRId64 ": stopped; its staging databases are kept for the next run", p->req->job_id);
+        memset(&out->rows, 0, sizeof *out - offsetof(restore_result, rows));
+        return false;
+    }
     if (!ok) {
         if (PQstatus(p->admin) != CONNECTION_OK)
             PQreset(p->admin);

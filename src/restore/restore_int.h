@@ -56,12 +56,26 @@ typedef struct restore_load {
     uint64_t rows;              /* mutex */
     bool failed;                /* mutex */
     pgbr_error error;           /* mutex: the first failure */
+    /* called under mutex once a file's rows are committed (not in verify
+     * mode nor over a shared connection); NULL: none */
+    void (*file_done)(void *arg, const restore_file *rf);
+    void *file_done_arg;
 } restore_load;
 
 /* Load every file with nthreads threads; false with the first error. */
 bool restore_load_run(restore_load *ld, pgbr_error *err);
 
 typedef struct restore_table_plan restore_table_plan;
+
+/* How far one database of a restore got; each phase is kept in the
+ * checkpoint once it is complete. */
+typedef enum restore_phase {
+    RESTORE_PHASE_NONE = 0,
+    RESTORE_PHASE_CREATED,      /* staging database and pre-data are there: loading */
+    RESTORE_PHASE_LOADED,       /* every table's rows */
+    RESTORE_PHASE_INDEXED,      /* post-data (indexes, constraints, triggers) */
+    RESTORE_PHASE_FINISHED      /* changes replayed, sequences set, views refreshed */
+} restore_phase;
 
 struct restore_plan {
     const restore_request *req;
@@ -88,7 +102,31 @@ struct restore_plan {
     manifest *top;              /* layers[nlayers - 1]: schema, tables, sequences */
     int64_t until_us;           /* AS OF SYSTEM TIME inside the last layer, else INT64_MAX */
     size_t ncopies;             /* the layers whose whole-table copies are used */
+    /* where each database stands (restore_checkpoint.c): a resumed run
+     * skips what is done */
+    restore_phase *phase;       /* per database */
+    bool **loaded;              /* per database, per table of its top entry: rows committed */
+    size_t **files_left;        /* per database, per table: files not loaded yet */
+    bool roles_done;
+    int64_t last_checkpoint_ms;
+    void *progress_arg;         /* restore_execute's, for save_checkpoint */
 };
+
+/* ---- checkpoints (restore_checkpoint.c) ---- */
+
+/* Allocate the plan's progress (phase, loaded) and fill it from
+ * req->checkpoint when there is one. XX000 for a checkpoint that does not
+ * fit the plan. */
+bool restore_checkpoint_load(restore_plan *p, pgbr_error *err);
+void restore_checkpoint_free(restore_plan *p);
+/* Hand the plan's progress to req->save_checkpoint (force: now; else at
+ * most once a second). */
+void restore_checkpoint_save(restore_plan *p, bool force);
+/* A restore_load file_done callback (arg: the plan's database index is in
+ * the file's table; the plan is arg). */
+void restore_checkpoint_file_done(void *arg, const restore_file *rf);
+/* The index of t among db's tables, or (size_t)-1. */
+size_t restore_table_index(const manifest_database *db, const manifest_table *t);
 
 /* ---- chains (restore_chain.c) ---- */
 

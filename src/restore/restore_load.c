@@ -86,12 +86,14 @@ static void fail(restore_load *ld, pgbr_error *err)
     pgbr_error_clear(err);
 }
 
-static bool report(restore_load *ld, uint64_t bytes, uint64_t rows)
+static bool report(restore_load *ld, const restore_file *rf, bool committed, uint64_t bytes, uint64_t rows)
 {
     bool go_on = true;
     pthread_mutex_lock(&ld->mutex);
     ld->done_bytes += bytes;
     ld->rows += rows;
+    if (committed && ld->file_done)
+        ld->file_done(ld->file_done_arg, rf);
     if (ld->progress) {
         double f = ld->total_bytes ? (double)ld->done_bytes / (double)ld->total_bytes : 1.0;
         go_on = ld->progress(ld->progress_arg, ld->fraction_base + ld->fraction_weight * (f > 1 ? 1 : f),
@@ -217,7 +219,7 @@ static bool load_file(restore_load *ld, PGconn *conn, const restore_file *rf, pg
         while ((res = PQgetResult(conn)) != NULL)
             PQclear(res);
     }
-    ok = report(ld, f->raw_bytes, ld->verify_only ? 0 : tot.rows) ||
+    ok = report(ld, rf, conn != NULL && conn != ld->shared, f->raw_bytes, ld->verify_only ? 0 : tot.rows) ||
          pgbr_error_set(err, "57014", "restore canceled");
 done:
     if (in_copy)
