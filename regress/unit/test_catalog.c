@@ -359,6 +359,74 @@ static void test_show_jobs_query(PGconn *conn)
 }
 
 /* ---------------------------------------------------------------------------
+ * WHEN COMPLETE's count, PAUSE / RESUME / CANCEL's status changes
+ * (028_job_control.t drives them through pgbr; here the catalog calls alone)
+ * ------------------------------------------------------------------------- */
+
+static int control(PGconn *conn, catalog_job_action action, const int64_t *ids, int nids, const char *job_type,
+                   const char *user, pgbr_error *err)
+{
+    catalog_control_request req = { action, ids, nids, job_type, user, user == NULL, NULL };
+    int acted = -1;
+
+    pgbr_error_clear(err);
+    if (!catalog_control_jobs(conn, &req, &acted, err))
+        return -1;
+    return acted;
+}
+
+static void test_control_query(PGconn *conn)
+{
+    pgbr_error err = PGBR_ERROR_INIT;
+    int64_t ids[] = { 101, 105, 110, 999 }, one[] = { 201 }, twice[] = { 201, 201 }, bad[] = { 201, 202 };
+    catalog_jobs_filter f = { .ids = ids, .nids = 4 };
+    int count = -1;
+    char *got;
+
+    tap_ok(catalog_jobs_count_unfinished(conn, &f, &count, &err) && count == 2,
+           "count_unfinished: 101 (running) and 110 (pending); 105 finished, 999 unknown");
+    f.user_name = "carol";
+    tap_ok(catalog_jobs_count_unfinished(conn, &f, &count, &err) && count == 1,
+           "count_unfinished for one user counts only theirs");
+
+    test_sql(conn, "INSERT INTO pgbr.jobs (id, job_type, status, user_name, coordinator_id, lease_expires, modified)"
+                   " VALUES (201, 'IMPORT', 'reverting', 'dave', 7, now() + interval '1 minute', now() - interval '1 day'),"
+                   "        (202, 'IMPORT', 'succeeded', 'dave', NULL, NULL, now() - interval '1 day')");
+    tap_is_int(control(conn, CATALOG_JOB_PAUSE, twice, 2, NULL, NULL, &err), 1,
+               "PAUSE a reverting job named twice: acts on 1 job");
+    got = test_scalar(conn, "SELECT status || ' ' || (payload->>'paused_from') || ' ' || (payload ? 'pause_reason')"
+                            " || ' ' || (modified > now() - interval '1 minute') FROM pgbr.jobs WHERE id = 201");
+    tap_is_str(got, "pause-requested reverting false true", "pause-requested, paused_from kept, modified now");
+    free(got);
+    test_sql(conn, "UPDATE pgbr.jobs SET status = 'paused' WHERE id = 201");
+    tap_is_int(control(conn, CATALOG_JOB_RESUME, one, 1, NULL, NULL, &err), 1, "RESUME the paused job");
+    got = test_scalar(conn, "SELECT status || ' ' || coalesce(coordinator_id::text, 'null') || ' '"
+                            " || coalesce(lease_expires::text, 'null') || ' ' || (payload ? 'paused_from')"
+                            " FROM pgbr.jobs WHERE id = 201");
+    tap_is_str(got, "reverting null null false", "back to reverting, lease and coordinator cleared");
+    free(got);
+    tap_is_int(control(conn, CATALOG_JOB_CANCEL, bad, 2, NULL, NULL, &err), -1, "CANCEL of 201 and 202 fails");
+    tap_is_str(err.sqlstate, "55000", "55000");
+    tap_is_str(err.message, "job with status reverting cannot be requested to be canceled",
+               "the first job in the list that refuses is named");
+    tap_is_int(control(conn, CATALOG_JOB_PAUSE, bad, 2, NULL, "erin", &err), -1, "another user: refused");
+    tap_is_str(err.sqlstate, "42501", "42501");
+    tap_is_str(err.message, "permission denied to pause job 201", "permission denied to pause job 201");
+    tap_is_int(control(conn, CATALOG_JOB_PAUSE, bad, 2, NULL, NULL, &err), -1, "PAUSE of 201 and 202 fails");
+    got = test_scalar(conn, "SELECT status FROM pgbr.jobs WHERE id = 201");
+    tap_is_str(got, "reverting", "... and changed nothing, not even the job that could be paused");
+    free(got);
+    tap_is_int(control(conn, CATALOG_JOB_PAUSE, NULL, 0, "IMPORT", "erin", &err), 0,
+               "PAUSE ALL IMPORT JOBS as a user with none: 0");
+    tap_is_int(control(conn, CATALOG_JOB_PAUSE, NULL, 0, "IMPORT", "dave", &err), 1,
+               "PAUSE ALL IMPORT JOBS as their owner: the reverting one (the succeeded one is left out)");
+    tap_is_int(control(conn, CATALOG_JOB_PAUSE, NULL, 0, "IMPORT", NULL, &err), 0,
+               "again: nothing left to change");
+    test_sql(conn, "DELETE FROM pgbr.jobs WHERE id IN (201, 202)");
+    pgbr_error_clear(&err);
+}
+
+/* ---------------------------------------------------------------------------
  * The executor, end to end (without the proxy)
  * ------------------------------------------------------------------------- */
 
@@ -844,6 +912,7 @@ int main(void)
     conn = test_connect(test_info);
     test_job_ids_in_table(conn);
     test_show_jobs_query(conn);
+    test_control_query(conn);
     PQfinish(conn);
 
     test_executor(dsn, dbname, test_info);
