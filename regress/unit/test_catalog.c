@@ -562,6 +562,7 @@ static exec_request *run(fake_session *s, const sql_stmt *st, int nparams, const
         .intervalstyle = PQparameterStatus(s->conn, "IntervalStyle"),
         .ops = &fake_ops,
         .session = s,
+        .base = test_base,
     };
     exec_request *req;
 
@@ -677,9 +678,38 @@ static void test_executor_show_jobs(fake_session *su, fake_session *alice, fake_
     run(su, &st, 0, NULL, 'I', &o, true);
     expect_error(&o, "0A000", "SHOW CHANGEFEED JOBS is not supported by pgbr", "SHOW CHANGEFEED JOBS: 0A000");
     st.u.show_jobs.changefeed = false;
+
+    /* WHEN COMPLETE: terminal jobs answer at once; a running one is waited
+     * for, and a cancel ends the wait with 57014. */
+    st = show_jobs(SQL_JOBS_SELECT, &sel);
     st.u.show_jobs.when_complete = true;
+    test_sql(su->conn, "UPDATE pgbr.jobs SET status = 'succeeded', finished = now() WHERE id = 101");
     run(su, &st, 0, NULL, 'I', &o, true);
-    expect_error(&o, "0A000", "SHOW JOBS WHEN COMPLETE is not implemented yet", "SHOW JOBS WHEN COMPLETE: 0A000");
+    expect_rows(&o, "101,105", "SHOW JOBS WHEN COMPLETE <select> of finished jobs (999 does not exist)");
+    test_sql(su->conn, "UPDATE pgbr.jobs SET status = 'running', finished = NULL WHERE id = 101");
+    {
+        exec_request *req = run(su, &st, 0, NULL, 'I', &o, false);
+        spin(&o, 1, 1200);
+        tap_ok(req != NULL && o.ndone == 0, "SHOW JOBS WHEN COMPLETE waits while job 101 runs");
+        test_sql(su->conn, "UPDATE pgbr.jobs SET status = 'failed', finished = now() WHERE id = 101");
+        spin(&o, 1, 5000);
+        expect_rows(&o, "101,105", "... and answers once it failed");
+        test_sql(su->conn, "UPDATE pgbr.jobs SET status = 'running', finished = NULL WHERE id = 101");
+        req = run(su, &st, 0, NULL, 'I', &o, false);
+        spin(&o, 1, 700);
+        tap_ok(req != NULL && o.ndone == 0, "waiting again");
+        exec_cancel(req);
+        expect_error(&o, "57014", "canceling statement due to user request", "a cancel ends the wait: 57014");
+        req = run(su, &st, 0, NULL, 'I', &o, false);
+        spin(&o, 1, 700);
+        exec_abandon(req);
+        spin(NULL, 0, 700);
+        tap_is_int(o.ndone, 0, "abandoned while waiting: never answered");
+    }
+    st = show_jobs(SQL_JOBS_ONE, &lit102);
+    st.u.show_jobs.when_complete = true;
+    run(alice, &st, 0, NULL, 'I', &o, true);
+    expect_rows(&o, "", "SHOW JOB WHEN COMPLETE of another user's running job: nothing to wait for");
 
     /* Timestamps as the client's own session prints them. */
     test_sql(su->conn, "SET DateStyle = 'SQL, DMY'; SET TimeZone = 'America/New_York'");
@@ -751,8 +781,10 @@ static void test_executor_checks(fake_session *su)
     memset(&st, 0, sizeof st);
     st.kind = SQL_CONTROL_JOBS;
     st.u.control_jobs.action = SQL_JOB_PAUSE;
+    st.u.control_jobs.form = SQL_JOBS_FOR_SCHEDULES;
     tap_ok(run(su, &st, 0, NULL, 'I', &o, false) == NULL, "an answer found without I/O: exec_start returns NULL");
-    expect_error(&o, "0A000", "PAUSE JOBS is not implemented yet", "PAUSE JOBS: not implemented yet");
+    expect_error(&o, "0A000", "PAUSE JOBS FOR SCHEDULES is not implemented yet",
+                 "PAUSE JOBS FOR SCHEDULES: not implemented yet");
     outcome_reset(&o);
 }
 
