@@ -43,6 +43,7 @@ UNIT_BINS := $(patsubst regress/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 # Helper programs the Perl tests drive (built by `make unit`, not run as tests).
 UNIT_BINS += $(BUILD)/unit/cdc_decode_tool
 UNIT_BINS += $(BUILD)/unit/cdc_apply_tool
+UNIT_BINS += $(BUILD)/unit/jobs_retention_tool
 
 PGBR     := $(BIN)/pgbr
 ifneq ($(SANITIZE),)

@@ -97,6 +97,14 @@ typedef struct sql_opt_table {
 }
 
 %code provides {
+/* One $n token the scanner saw: sql_make_raw finds the highest $n inside
+ * an expression's text. */
+struct sql_param_tok {
+    int offset;
+    int n;
+    struct sql_param_tok *next;
+};
+
 /* Parser and scanner state of one sql_parse() call. */
 struct sql_parse_state {
     void *scanner;              /* flex scanner (yyscan_t) */
@@ -105,6 +113,7 @@ struct sql_parse_state {
     struct sql_arena *arena;    /* everything the parse allocates */
     sql_stmt *result;           /* tree in the arena, set on success */
     int max_param;              /* highest $n seen */
+    struct sql_param_tok *param_toks; /* every $n token, newest first (in the arena) */
 
     /* first error: later ones are ignored */
     bool failed;

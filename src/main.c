@@ -185,7 +185,7 @@ int main(int argc, char **argv)
         nc.bundle_limit = (uint64_t)config.bundle_limit_kb * 1024;
         nc.bundle_size = (uint64_t)config.bundle_size_kb * 1024;
         nc.lease_seconds = config.job_lease_s;
-        nc.retention_seconds = 14 * 24 * 3600;
+        nc.retention_seconds = config.job_retention_s;
         exec_node_start(&nc);
     }
     free(conninfo);

@@ -1,7 +1,8 @@
 /*
  * catalog.h - pgbr's own tables in the upstream: the schema "pgbr" in the
  * catalog database (jobs now; schedules later), its versioned migrations,
- * job ids, and the queries SHOW JOBS runs.
+ * job ids, the queries SHOW JOBS runs, the status changes PAUSE / RESUME /
+ * CANCEL JOB make, and job retention.
  *
  * Threads: everything that takes a PGconn runs libpq in blocking mode and may
  * be called only on worker threads (pool.h), never on the event loop.
@@ -154,5 +155,93 @@ typedef struct catalog_jobs_filter {
  */
 bool catalog_show_jobs(struct pg_conn *conn, const catalog_jobs_filter *filter, result_set **out,
                        pgbr_error *err);
+
+/*
+ * How many of filter->ids (only filter->user_name's jobs when it is set) are
+ * not terminal yet: what SHOW JOB(S) WHEN COMPLETE waits for. Ids that do not
+ * exist (or are another user's) do not count. filter->listing must be false.
+ * One short read-only query; false (err set) on failure.
+ */
+bool catalog_jobs_count_unfinished(struct pg_conn *conn, const catalog_jobs_filter *filter, int *count,
+                                   pgbr_error *err);
+
+/* ---------------------------------------------------------------------------
+ * PAUSE / RESUME / CANCEL JOB: the status changes (jobs_control.c)
+ *
+ * These only change rows; the node running a job (or, once its lease is
+ * cleared, any node) acts on them. The contract with the job runtime:
+ *
+ *   PAUSE   pending, running, reverting -> pause-requested; payload gets
+ *           "paused_from": <the status it had> and, WITH REASON,
+ *           "pause_reason": <text> (without a reason the key is removed).
+ *           The worker then stops at a chunk boundary, saves its checkpoint
+ *           and sets 'paused' (keeping payload.paused_from).
+ *           paused, pause-requested: no-op.
+ *   RESUME  paused -> payload.paused_from (pending, running or reverting;
+ *           'running' when absent or anything else), coordinator_id = NULL,
+ *           lease_expires = NULL: any node may claim it.
+ *           pause-requested -> payload.paused_from the same way, coordinator
+ *           and lease kept (its worker never stopped).
+ *           paused_from is removed from payload; pause_reason stays.
+ *           running, reverting: no-op.
+ *   CANCEL  pending, running, pause-requested -> cancel-requested;
+ *           paused -> cancel-requested with coordinator_id = NULL and
+ *           lease_expires = NULL (no worker holds it: any node may claim it
+ *           and revert). canceled, cancel-requested: no-op.
+ *
+ * Every change sets modified = now(); a no-op changes nothing. Any other
+ * status is SQLSTATE 55000: "job with status <s> cannot be requested to be
+ * paused" / "cannot be resumed" / "cannot be requested to be canceled".
+ * ------------------------------------------------------------------------- */
+
+typedef enum catalog_job_action {
+    CATALOG_JOB_PAUSE = 1,
+    CATALOG_JOB_RESUME,
+    CATALOG_JOB_CANCEL
+} catalog_job_action;
+
+typedef struct catalog_control_request {
+    catalog_job_action action;
+    /* The jobs named by id (duplicates count once)... */
+    const int64_t *ids;
+    int nids;
+    /* ...or, when job_type is set, every job of that type ("BACKUP",
+     * "RESTORE", ...) that the action changes (its no-ops and errors are
+     * left out): PAUSE / RESUME / CANCEL ALL <type> JOBS. */
+    const char *job_type;
+    /* Who asks: a non-admin may act only on jobs whose user_name is
+     * user_name (the ALL form then takes only theirs). */
+    const char *user_name;
+    bool is_admin;
+    /* PAUSE ... WITH REASON, or NULL. */
+    const char *reason;
+} catalog_control_request;
+
+/*
+ * Apply req->action (above) in one transaction on conn. By id: every job is
+ * locked and checked first (an unknown id is 42704 "job with ID <id> does not
+ * exist"; another user's job, for a non-admin, 42501 "permission denied to
+ * <pause|resume|cancel> job <id>"; a status the action does not accept,
+ * 55000), so an error changes nothing. *acted = the number of jobs acted on,
+ * no-ops included (by id) or the number changed (ALL form). False (err set)
+ * on failure.
+ */
+bool catalog_control_jobs(struct pg_conn *conn, const catalog_control_request *req, int *acted,
+                          pgbr_error *err);
+
+/* ---------------------------------------------------------------------------
+ * Retention (jobs_retention.c)
+ * ------------------------------------------------------------------------- */
+
+/*
+ * Delete the terminal jobs (succeeded, failed, canceled, revert-failed) that
+ * finished more than retention_s seconds ago (--job-retention) (modified stands in for a
+ * missing finished time). Kept whatever their age: a full backup whose
+ * change stream (replication slot pgbr_<job id>_<n>) still exists, so
+ * pgbr.change_streams can still name it. retention_s <= 0 keeps everything
+ * (returns 0 without a query). Returns the number of rows deleted, or -1 with
+ * err set. Worker threads (or any thread with its own connection) only.
+ */
+int64_t catalog_delete_expired_jobs(struct pg_conn *conn, int64_t retention_s, pgbr_error *err);
 
 #endif

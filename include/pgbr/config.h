@@ -8,8 +8,12 @@
 #define PGBR_CONFIG_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "pgbr/error.h"
+
+/* Default of --job-retention: 14 days, CockroachDB's jobs.retention_time. */
+#define CONFIG_JOB_RETENTION_DEFAULT_S (14 * 24 * 3600LL)
 
 typedef struct pgbr_config {
     char *config_file;
@@ -33,6 +37,10 @@ typedef struct pgbr_config {
     char *pidfile;
     int max_client_conn;
     int job_lease_s;           /* --job-lease: seconds a job's lease lasts */
+    /* --job-retention: terminal jobs are deleted this many seconds after
+     * they finished (catalog_delete_expired_jobs); 0 keeps them forever.
+     * Default CONFIG_JOB_RETENTION_DEFAULT_S. */
+    int64_t job_retention_s;
 } pgbr_config;
 
 typedef enum config_parse_result {
@@ -49,5 +57,13 @@ bool config_reload(const pgbr_config *old, pgbr_config *fresh, pgbr_error *err);
  * job_dsn, then dbname=catalog_db (later keywords win in libpq). malloc'd. */
 char *config_catalog_conninfo(const pgbr_config *cfg);
 void config_free(pgbr_config *cfg);
+
+/*
+ * A duration as the options take it: a whole number of seconds, or a whole
+ * number followed by one unit, s, m, h or d ("45s", "30m", "12h", "14d").
+ * Spaces around it are allowed. False for anything else, a negative number,
+ * or more than 100 years.
+ */
+bool config_parse_duration(const char *text, int64_t *seconds);
 
 #endif

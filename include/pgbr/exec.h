@@ -18,6 +18,8 @@
 #include "pgbr/result.h"
 #include "pgbr/sql.h"
 
+struct event_base;
+
 /* Called with a result set (rows converted to text) or an error. Exactly one
  * of rs/err is non-NULL. Ownership of rs passes to the callee; err is only
  * valid during the call. */
@@ -37,6 +39,14 @@ typedef struct exec_session_ops {
      */
     void (*run_query)(void *session, const char *sql, int nparams, const char *const *params,
                       exec_query_cb cb, void *arg);
+    /*
+     * The statement will wait long (SHOW JOB WHEN COMPLETE): keep reading
+     * the client meanwhile, so that a client that goes away closes its
+     * session (and abandons the request) at once instead of when the wait
+     * ends. What the client sends meanwhile is kept, up to a bound, and
+     * processed after the statement. May be NULL.
+     */
+    void (*watch_client)(void *session);
 } exec_session_ops;
 
 /* The client session's state the executor may read. Strings are owned by the
@@ -51,6 +61,9 @@ typedef struct exec_session_info {
     const char *intervalstyle;
     const exec_session_ops *ops;
     void *session;                /* opaque, passed back to ops */
+    /* The loop's event base, for statements that wait by polling (SHOW JOB
+     * WHEN COMPLETE); NULL: such statements fail with XX000. */
+    struct event_base *base;
 } exec_session_info;
 
 /* Parameter values bound to $1..$n (text format, NULL = SQL NULL). */

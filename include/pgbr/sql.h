@@ -88,6 +88,8 @@ typedef struct sql_raw {
     int param;          /* n when the expression is exactly $n, else 0 */
     bool is_string;     /* expression is exactly one string literal (value in text, decoded) */
     bool is_integer;    /* expression is exactly one (optionally negative) integer literal */
+    int max_param;      /* the highest $n inside the text, 0 when none (last: positional
+                         * initializers of the fields above stay valid) */
 } sql_raw;
 
 typedef struct sql_table_pattern {

@@ -9,9 +9,9 @@ RESTORE DATABASE postgres FROM LATEST IN 'nodelocal://1/x' WITH encryption_passp
 -- Others: only the SQLSTATE is shown here.
 \set VERBOSITY sqlstate
 SHOW BACKUP FILES FROM LATEST IN 'nodelocal://1/x';
-PAUSE JOB 1;
-RESUME JOB 1;
-CANCEL JOB 1;
+PAUSE JOBS FOR SCHEDULE 1;
+RESUME JOBS FOR SCHEDULES SELECT 1;
+CANCEL JOBS FOR SCHEDULE 1;
 SHOW SCHEDULES;
 \set VERBOSITY default
 SELECT 'session still works' AS msg;

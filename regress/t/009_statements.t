@@ -157,7 +157,7 @@ is_deeply([ $r->{error}{C}, $r->{error}{M}, $r->{types} ], [ '0A000', 'BACKUP ..
 $r = q_as('postgres', "RESTORE TABLE t FROM LATEST IN 'nodelocal://1/x' WITH kms = 'aws-kms:///k'");
 is_deeply([ $r->{error}{C}, $r->{error}{M} ], [ '0A000', 'RESTORE with encryption, EXECUTION LOCALITY, virtual clusters or deferred copy is not implemented yet' ], 'RESTORE ... WITH kms: not implemented yet');
 for my $sql ("RESTORE SYSTEM USERS FROM LATEST IN 'nodelocal://1/x' WITH detached",
-	"SHOW BACKUP FILES FROM LATEST IN 'nodelocal://1/x'", 'PAUSE JOB 2001', 'RESUME JOB 2001', 'CANCEL JOB 2001',
+	"SHOW BACKUP FILES FROM LATEST IN 'nodelocal://1/x'", 'PAUSE JOBS FOR SCHEDULE 2001', 'RESUME JOBS FOR SCHEDULES SELECT 2001', 'CANCEL JOBS FOR SCHEDULE 2001',
 	'SHOW SCHEDULES', "CREATE SCHEDULE s1 FOR BACKUP INTO 'nodelocal://1/x' RECURRING '\@daily'",
 	"CREATE EXTERNAL CONNECTION c1 AS 'nodelocal://1/x'")
 {

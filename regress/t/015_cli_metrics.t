@@ -18,7 +18,7 @@ like($out, qr/^pgbr \d+\.\d+/, '--version prints the version');
 ($rc, $out, $err) = run_cmd([ $bin, '--help' ]);
 is($rc, 0, '--help exits 0');
 for my $flag (qw(config listen unix-socket-dir upstream-host upstream-port job-dsn catalog-db admin-role
-                 external-io-dir node-id locality workers bundle-limit bundle-size metrics-listen tls-cert tls-key log-level pidfile)) {
+                 external-io-dir node-id locality workers bundle-limit bundle-size metrics-listen tls-cert tls-key log-level pidfile job-retention)) {
     like($out, qr/--\Q$flag\E\b/, "--help lists --$flag");
 }
 

@@ -75,13 +75,7 @@ sub detached
 sub control
 {
 	my ($action, $id, $node) = @_;
-	# TEMPORARY until the statements land: the row changes they make
-	my %sql = (
-		PAUSE => "UPDATE pgbr.jobs SET status = 'pause-requested' WHERE id = $id AND status = 'running'",
-		RESUME => "UPDATE pgbr.jobs SET status = 'running', coordinator_id = NULL, lease_expires = NULL WHERE id = $id AND status = 'paused'",
-		CANCEL => "UPDATE pgbr.jobs SET status = 'cancel-requested', coordinator_id = CASE WHEN status = 'paused' THEN NULL ELSE coordinator_id END, "
-		  . "lease_expires = CASE WHEN status = 'paused' THEN NULL ELSE lease_expires END WHERE id = $id");
-	my ($rc, $out, $err) = $pg->psql($sql{$action});
+	my ($rc, $out, $err) = ($node // $pgbr)->psql("$action JOB $id", extra => [ '-v', 'VERBOSITY=verbose' ]);
 	is($rc, 0, "$action JOB") or diag($err);
 }
 

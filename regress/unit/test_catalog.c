@@ -359,6 +359,74 @@ static void test_show_jobs_query(PGconn *conn)
 }
 
 /* ---------------------------------------------------------------------------
+ * WHEN COMPLETE's count, PAUSE / RESUME / CANCEL's status changes
+ * (028_job_control.t drives them through pgbr; here the catalog calls alone)
+ * ------------------------------------------------------------------------- */
+
+static int control(PGconn *conn, catalog_job_action action, const int64_t *ids, int nids, const char *job_type,
+                   const char *user, pgbr_error *err)
+{
+    catalog_control_request req = { action, ids, nids, job_type, user, user == NULL, NULL };
+    int acted = -1;
+
+    pgbr_error_clear(err);
+    if (!catalog_control_jobs(conn, &req, &acted, err))
+        return -1;
+    return acted;
+}
+
+static void test_control_query(PGconn *conn)
+{
+    pgbr_error err = PGBR_ERROR_INIT;
+    int64_t ids[] = { 101, 105, 110, 999 }, one[] = { 201 }, twice[] = { 201, 201 }, bad[] = { 201, 202 };
+    catalog_jobs_filter f = { .ids = ids, .nids = 4 };
+    int count = -1;
+    char *got;
+
+    tap_ok(catalog_jobs_count_unfinished(conn, &f, &count, &err) && count == 2,
+           "count_unfinished: 101 (running) and 110 (pending); 105 finished, 999 unknown");
+    f.user_name = "carol";
+    tap_ok(catalog_jobs_count_unfinished(conn, &f, &count, &err) && count == 1,
+           "count_unfinished for one user counts only theirs");
+
+    test_sql(conn, "INSERT INTO pgbr.jobs (id, job_type, status, user_name, coordinator_id, lease_expires, modified)"
+                   " VALUES (201, 'IMPORT', 'reverting', 'dave', 7, now() + interval '1 minute', now() - interval '1 day'),"
+                   "        (202, 'IMPORT', 'succeeded', 'dave', NULL, NULL, now() - interval '1 day')");
+    tap_is_int(control(conn, CATALOG_JOB_PAUSE, twice, 2, NULL, NULL, &err), 1,
+               "PAUSE a reverting job named twice: acts on 1 job");
+    got = test_scalar(conn, "SELECT status || ' ' || (payload->>'paused_from') || ' ' || (payload ? 'pause_reason')"
+                            " || ' ' || (modified > now() - interval '1 minute') FROM pgbr.jobs WHERE id = 201");
+    tap_is_str(got, "pause-requested reverting false true", "pause-requested, paused_from kept, modified now");
+    free(got);
+    test_sql(conn, "UPDATE pgbr.jobs SET status = 'paused' WHERE id = 201");
+    tap_is_int(control(conn, CATALOG_JOB_RESUME, one, 1, NULL, NULL, &err), 1, "RESUME the paused job");
+    got = test_scalar(conn, "SELECT status || ' ' || coalesce(coordinator_id::text, 'null') || ' '"
+                            " || coalesce(lease_expires::text, 'null') || ' ' || (payload ? 'paused_from')"
+                            " FROM pgbr.jobs WHERE id = 201");
+    tap_is_str(got, "reverting null null false", "back to reverting, lease and coordinator cleared");
+    free(got);
+    tap_is_int(control(conn, CATALOG_JOB_CANCEL, bad, 2, NULL, NULL, &err), -1, "CANCEL of 201 and 202 fails");
+    tap_is_str(err.sqlstate, "55000", "55000");
+    tap_is_str(err.message, "job with status reverting cannot be requested to be canceled",
+               "the first job in the list that refuses is named");
+    tap_is_int(control(conn, CATALOG_JOB_PAUSE, bad, 2, NULL, "erin", &err), -1, "another user: refused");
+    tap_is_str(err.sqlstate, "42501", "42501");
+    tap_is_str(err.message, "permission denied to pause job 201", "permission denied to pause job 201");
+    tap_is_int(control(conn, CATALOG_JOB_PAUSE, bad, 2, NULL, NULL, &err), -1, "PAUSE of 201 and 202 fails");
+    got = test_scalar(conn, "SELECT status FROM pgbr.jobs WHERE id = 201");
+    tap_is_str(got, "reverting", "... and changed nothing, not even the job that could be paused");
+    free(got);
+    tap_is_int(control(conn, CATALOG_JOB_PAUSE, NULL, 0, "IMPORT", "erin", &err), 0,
+               "PAUSE ALL IMPORT JOBS as a user with none: 0");
+    tap_is_int(control(conn, CATALOG_JOB_PAUSE, NULL, 0, "IMPORT", "dave", &err), 1,
+               "PAUSE ALL IMPORT JOBS as their owner: the reverting one (the succeeded one is left out)");
+    tap_is_int(control(conn, CATALOG_JOB_PAUSE, NULL, 0, "IMPORT", NULL, &err), 0,
+               "again: nothing left to change");
+    test_sql(conn, "DELETE FROM pgbr.jobs WHERE id IN (201, 202)");
+    pgbr_error_clear(&err);
+}
+
+/* ---------------------------------------------------------------------------
  * The executor, end to end (without the proxy)
  * ------------------------------------------------------------------------- */
 
@@ -494,6 +562,7 @@ static exec_request *run(fake_session *s, const sql_stmt *st, int nparams, const
         .intervalstyle = PQparameterStatus(s->conn, "IntervalStyle"),
         .ops = &fake_ops,
         .session = s,
+        .base = test_base,
     };
     exec_request *req;
 
@@ -609,9 +678,38 @@ static void test_executor_show_jobs(fake_session *su, fake_session *alice, fake_
     run(su, &st, 0, NULL, 'I', &o, true);
     expect_error(&o, "0A000", "SHOW CHANGEFEED JOBS is not supported by pgbr", "SHOW CHANGEFEED JOBS: 0A000");
     st.u.show_jobs.changefeed = false;
+
+    /* WHEN COMPLETE: terminal jobs answer at once; a running one is waited
+     * for, and a cancel ends the wait with 57014. */
+    st = show_jobs(SQL_JOBS_SELECT, &sel);
     st.u.show_jobs.when_complete = true;
+    test_sql(su->conn, "UPDATE pgbr.jobs SET status = 'succeeded', finished = now() WHERE id = 101");
     run(su, &st, 0, NULL, 'I', &o, true);
-    expect_error(&o, "0A000", "SHOW JOBS WHEN COMPLETE is not implemented yet", "SHOW JOBS WHEN COMPLETE: 0A000");
+    expect_rows(&o, "101,105", "SHOW JOBS WHEN COMPLETE <select> of finished jobs (999 does not exist)");
+    test_sql(su->conn, "UPDATE pgbr.jobs SET status = 'running', finished = NULL WHERE id = 101");
+    {
+        exec_request *req = run(su, &st, 0, NULL, 'I', &o, false);
+        spin(&o, 1, 1200);
+        tap_ok(req != NULL && o.ndone == 0, "SHOW JOBS WHEN COMPLETE waits while job 101 runs");
+        test_sql(su->conn, "UPDATE pgbr.jobs SET status = 'failed', finished = now() WHERE id = 101");
+        spin(&o, 1, 5000);
+        expect_rows(&o, "101,105", "... and answers once it failed");
+        test_sql(su->conn, "UPDATE pgbr.jobs SET status = 'running', finished = NULL WHERE id = 101");
+        req = run(su, &st, 0, NULL, 'I', &o, false);
+        spin(&o, 1, 700);
+        tap_ok(req != NULL && o.ndone == 0, "waiting again");
+        exec_cancel(req);
+        expect_error(&o, "57014", "canceling statement due to user request", "a cancel ends the wait: 57014");
+        req = run(su, &st, 0, NULL, 'I', &o, false);
+        spin(&o, 1, 700);
+        exec_abandon(req);
+        spin(NULL, 0, 700);
+        tap_is_int(o.ndone, 0, "abandoned while waiting: never answered");
+    }
+    st = show_jobs(SQL_JOBS_ONE, &lit102);
+    st.u.show_jobs.when_complete = true;
+    run(alice, &st, 0, NULL, 'I', &o, true);
+    expect_rows(&o, "", "SHOW JOB WHEN COMPLETE of another user's running job: nothing to wait for");
 
     /* Timestamps as the client's own session prints them. */
     test_sql(su->conn, "SET DateStyle = 'SQL, DMY'; SET TimeZone = 'America/New_York'");
@@ -683,8 +781,10 @@ static void test_executor_checks(fake_session *su)
     memset(&st, 0, sizeof st);
     st.kind = SQL_CONTROL_JOBS;
     st.u.control_jobs.action = SQL_JOB_PAUSE;
+    st.u.control_jobs.form = SQL_JOBS_FOR_SCHEDULES;
     tap_ok(run(su, &st, 0, NULL, 'I', &o, false) == NULL, "an answer found without I/O: exec_start returns NULL");
-    expect_error(&o, "0A000", "PAUSE JOBS is not implemented yet", "PAUSE JOBS: not implemented yet");
+    expect_error(&o, "0A000", "PAUSE JOBS FOR SCHEDULES is not implemented yet",
+                 "PAUSE JOBS FOR SCHEDULES: not implemented yet");
     outcome_reset(&o);
 }
 
@@ -844,6 +944,7 @@ int main(void)
     conn = test_connect(test_info);
     test_job_ids_in_table(conn);
     test_show_jobs_query(conn);
+    test_control_query(conn);
     PQfinish(conn);
 
     test_executor(dsn, dbname, test_info);

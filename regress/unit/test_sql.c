@@ -794,6 +794,17 @@ test_api(void)
     stmt = parse("SHOW JOB (1) -- why\n", 0, &err);
     tap_is_str(stmt != NULL ? stmt->u.show_jobs.expr->text : NULL, "(1)", "raw text excludes trailing comment");
     sql_stmt_free(stmt);
+    stmt = parse("PAUSE JOBS SELECT id FROM t WHERE u = $1 AND '$7' <> $2 WITH REASON = $3", 0, &err);
+    tap_ok(stmt != NULL && stmt->nparams == 3 && stmt->u.control_jobs.select->max_param == 2,
+           "max_param: the highest $n in the select's own text (not in strings, not the reason's $3)");
+    sql_stmt_free(stmt);
+    stmt = parse("SHOW JOB (1 + $2) -- $9\n", 0, &err);
+    tap_ok(stmt != NULL && stmt->u.show_jobs.expr->max_param == 2 && stmt->u.show_jobs.expr->param == 0,
+           "max_param of an expression");
+    sql_stmt_free(stmt);
+    stmt = parse("SHOW JOB 7", 0, &err);
+    tap_ok(stmt != NULL && stmt->u.show_jobs.expr->max_param == 0, "max_param 0 without placeholders");
+    sql_stmt_free(stmt);
     stmt = parse("RESTORE TABLE db.t FROM $2 IN $1 WITH into_db = $3", 0, &err);
     tap_ok(stmt != NULL && stmt->nparams == 3 && stmt->u.restore.subdir->param == 2
                && stmt->u.restore.subdir->value == NULL && stmt->u.restore.from[0].items[0].param == 1

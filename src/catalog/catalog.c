@@ -15,6 +15,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "catalog_int.h"
+
 /* Why this thread has no catalog connection; sqlstate "" = nothing recorded. */
 static _Thread_local pgbr_error catalog_unavailable = PGBR_ERROR_INIT;
 
@@ -241,4 +243,50 @@ bool catalog_exec(struct pg_conn *conn, const char *sql, int nparams, const char
         catalog_error_from_result(err, res, conn);
     PQclear(res);
     return ok;
+}
+
+/* ---------------------------------------------------------------------------
+ * Shared by the catalog's queries (catalog_int.h)
+ * ------------------------------------------------------------------------- */
+
+char *catalog_id_array(const int64_t *ids, int nids)
+{
+    size_t cap = 2 + (size_t)(nids > 0 ? nids : 0) * 21 + 1, len = 0;
+    char *out = malloc(cap);
+
+    if (out == NULL)
+        return NULL;
+    out[len++] = '{';
+    for (int i = 0; i < nids; i++) {
+        int n = snprintf(out + len, cap - len, "%s%lld", i > 0 ? "," : "", (long long)ids[i]);
+        if (n < 0 || (size_t)n >= cap - len) {
+            free(out);
+            return NULL;
+        }
+        len += (size_t)n;
+    }
+    out[len++] = '}';
+    out[len] = '\0';
+    return out;
+}
+
+bool catalog_begin(struct pg_conn *conn, const char *begin_sql, pgbr_error *err)
+{
+    if (catalog_exec(conn, begin_sql, 0, NULL, err))
+        return true;
+    if (PQstatus(conn) != CONNECTION_BAD)
+        return false;
+    PQreset(conn);
+    if (PQstatus(conn) != CONNECTION_OK)
+        return false;
+    pgbr_error_clear(err);
+    return catalog_exec(conn, begin_sql, 0, NULL, err);
+}
+
+void catalog_rollback(struct pg_conn *conn)
+{
+    if (PQstatus(conn) == CONNECTION_OK) {
+        PGresult *res = PQexec(conn, "ROLLBACK");
+        PQclear(res);
+    }
 }

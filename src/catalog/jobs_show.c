@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalog_int.h"
+
 const char *const catalog_show_jobs_names[CATALOG_SHOW_JOBS_NCOLS] = {
     "job_id",   "job_type", "description",        "statement", "user_name",      "status",
     "running_status", "created", "started",       "finished",  "modified",       "fraction_completed",
@@ -28,7 +30,7 @@ const uint32_t catalog_show_jobs_types[CATALOG_SHOW_JOBS_NCOLS] = {
     PGBR_OID_TEXT,        PGBR_OID_INT8,        PGBR_OID_INT8,        PGBR_OID_TEXT_ARRAY,
 };
 
-#define JOBS_TERMINAL "('succeeded', 'failed', 'canceled', 'revert-failed')"
+#define JOBS_TERMINAL CATALOG_TERMINAL_SQL
 
 /*
  * Display order: jobs still in flight (any status that is not terminal)
@@ -63,30 +65,6 @@ static const char jobs_by_id_sql[] =
     "   AND ($2::text IS NULL OR user_name = $2::text)\n" JOBS_ORDER_BY;
 
 _Static_assert(CATALOG_SHOW_JOBS_DESCRIPTION_MAX == 100, "jobs_listing_sql hard-codes left(description, 100)");
-
-/* Run a command that returns no rows we need. */
-
-/* "{1,2,3}": the ids as an int8[] literal. Returns malloc'd text or NULL. */
-static char *jobs_id_array(const int64_t *ids, int nids)
-{
-    size_t cap = 2 + (size_t)nids * 21 + 1, len = 0;
-    char *out = malloc(cap);
-
-    if (out == NULL)
-        return NULL;
-    out[len++] = '{';
-    for (int i = 0; i < nids; i++) {
-        int n = snprintf(out + len, cap - len, "%s%lld", i > 0 ? "," : "", (long long)ids[i]);
-        if (n < 0 || (size_t)n >= cap - len) {
-            free(out);
-            return NULL;
-        }
-        len += (size_t)n;
-    }
-    out[len++] = '}';
-    out[len] = '\0';
-    return out;
-}
 
 /* Make this transaction print values the way the client's session does.
  * extra_float_digits = 1 is PostgreSQL's default (shortest exact float8
@@ -136,24 +114,13 @@ bool catalog_show_jobs(struct pg_conn *conn, const catalog_jobs_filter *filter, 
     if (!catalog_require_conn(conn, err))
         return false;
     if (!filter->listing) {
-        id_array = jobs_id_array(filter->ids, filter->nids);
+        id_array = catalog_id_array(filter->ids, filter->nids);
         if (id_array == NULL)
             return pgbr_error_set(err, "53200", "out of memory");
     }
 
-    if (!catalog_exec(conn, "BEGIN READ ONLY", 0, NULL, err)) {
-        /* A worker's idle connection may have died since its last use (server
-         * restart, idle timeout) and libpq only notices on use. BEGIN has no
-         * effect yet, so reconnecting once and retrying is safe. */
-        if (PQstatus(conn) != CONNECTION_BAD)
-            goto done;
-        PQreset(conn);
-        if (PQstatus(conn) != CONNECTION_OK)
-            goto done;
-        pgbr_error_clear(err);
-        if (!catalog_exec(conn, "BEGIN READ ONLY", 0, NULL, err))
-            goto done;
-    }
+    if (!catalog_begin(conn, "BEGIN READ ONLY", err))
+        goto done;
     if (!jobs_set_format(conn, filter, err))
         goto rollback;
     if (filter->listing) {
@@ -180,12 +147,51 @@ bool catalog_show_jobs(struct pg_conn *conn, const catalog_jobs_filter *filter, 
     goto done;
 
 rollback:
-    if (PQstatus(conn) == CONNECTION_OK) {
-        PGresult *rb = PQexec(conn, "ROLLBACK");
-        PQclear(rb);
-    }
+    catalog_rollback(conn);
 done:
     PQclear(res);
+    free(id_array);
+    return ok;
+}
+
+bool catalog_jobs_count_unfinished(struct pg_conn *conn, const catalog_jobs_filter *filter, int *count,
+                                   pgbr_error *err)
+{
+    const char *params[2];
+    char *id_array;
+    PGresult *res;
+    bool ok;
+
+    *count = 0;
+    if (filter->nids <= 0)
+        return true;
+    if (!catalog_require_conn(conn, err))
+        return false;
+    id_array = catalog_id_array(filter->ids, filter->nids);
+    if (id_array == NULL)
+        return pgbr_error_set(err, "53200", "out of memory");
+    params[0] = id_array;
+    params[1] = filter->user_name;
+    /* In a transaction of its own only for catalog_begin's reconnect of a
+     * connection that died while idle. */
+    ok = catalog_begin(conn, "BEGIN READ ONLY", err);
+    if (ok) {
+        res = PQexecParams(conn,
+                           "SELECT count(*) FROM pgbr.jobs WHERE id = ANY ($1::int8[])"
+                           " AND ($2::text IS NULL OR user_name = $2::text)"
+                           " AND status NOT IN " JOBS_TERMINAL,
+                           2, NULL, params, NULL, NULL, 0);
+        ok = res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+        if (ok)
+            *count = atoi(PQgetvalue(res, 0, 0));
+        else
+            catalog_error_from_result(err, res, conn);
+        PQclear(res);
+        if (ok)
+            ok = catalog_exec(conn, "COMMIT", 0, NULL, err);
+        else
+            catalog_rollback(conn);
+    }
     free(id_array);
     return ok;
 }

@@ -15,10 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "catalog_int.h"
 #include "pgbr/log.h"
-
-/* Statuses that end a job; kept in one place for the DDL below. */
-#define CATALOG_TERMINAL_SQL "('succeeded', 'failed', 'canceled', 'revert-failed')"
 
 static const char *const catalog_migrations[] = {
     /* 0 -> 1: the schema, its version row, and the jobs table. */
@@ -118,13 +116,6 @@ static int catalog_read_version(PGconn *conn, pgbr_error *err)
 int catalog_schema_version(struct pg_conn *conn, pgbr_error *err)
 {
     return catalog_read_version(conn, err);
-}
-
-/* Undo a failed step; the original error in err is what the caller reports. */
-static void catalog_rollback(PGconn *conn)
-{
-    PGresult *res = PQexec(conn, "ROLLBACK");
-    PQclear(res);
 }
 
 /*

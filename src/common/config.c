@@ -24,7 +24,7 @@
 #define PGBR_VERSION "0.1.0"
 #endif
 
-enum opt_type { OPT_STR, OPT_INT };
+enum opt_type { OPT_STR, OPT_INT, OPT_DURATION };
 
 typedef struct opt_def {
     const char *name;           /* long flag name */
@@ -59,6 +59,8 @@ static const opt_def opt_defs[] = {
     { "tls-key", OPT_STR, OFF(tls_key), "FILE", "private key for TLS to clients (PEM)" },
     { "log-level", OPT_STR, OFF(log_level), "LEVEL", "debug, info, warning, error (default info)" },
     { "pidfile", OPT_STR, OFF(pidfile), "FILE", "write the process id here" },
+    { "job-retention", OPT_DURATION, OFF(job_retention_s), "DURATION",
+      "delete finished jobs this long after they end (e.g. 14d, 12h, 30m, 45s; 0: keep; default 14d)" },
     /* file-only settings */
     { "max-client-conn", OPT_INT, OFF(max_client_conn), NULL, NULL },
 };
@@ -74,12 +76,50 @@ static int *int_field(pgbr_config *cfg, const opt_def *d)
     return (int *)((char *)cfg + d->offset);
 }
 
+bool config_parse_duration(const char *text, int64_t *seconds)
+{
+    const int64_t max = 100LL * 366 * 24 * 3600;
+    const char *p = text;
+    int64_t n = 0, unit = 1;
+
+    while (isspace((unsigned char)*p))
+        p++;
+    if (!isdigit((unsigned char)*p))
+        return false;
+    for (; isdigit((unsigned char)*p); p++) {
+        n = n * 10 + (*p - '0');
+        if (n > max)
+            return false;
+    }
+    switch (*p) {
+    case 's': unit = 1; p++; break;
+    case 'm': unit = 60; p++; break;
+    case 'h': unit = 3600; p++; break;
+    case 'd': unit = 24 * 3600; p++; break;
+    default: break;
+    }
+    while (isspace((unsigned char)*p))
+        p++;
+    if (*p != '\0' || n > max / unit)
+        return false;
+    *seconds = n * unit;
+    return true;
+}
+
 static bool set_value(pgbr_config *cfg, const opt_def *d, const char *value, pgbr_error *err)
 {
     if (d->type == OPT_STR) {
         char **f = str_field(cfg, d);
         free(*f);
         *f = strdup(value);
+        return true;
+    } else if (d->type == OPT_DURATION) {
+        int64_t *f = (int64_t *)((char *)cfg + d->offset);
+        if (!config_parse_duration(value, f)) {
+            pgbr_error_set(err, "22023", "invalid value for \"%s\": \"%s\"", d->name, value);
+            pgbr_error_hint(err, "Give a number of seconds, or a number followed by s, m, h or d, such as 14d.");
+            return false;
+        }
         return true;
     } else {
         char *end;
@@ -110,6 +150,7 @@ static void set_defaults(pgbr_config *cfg)
     cfg->log_level = strdup("info");
     cfg->max_client_conn = 1000;
     cfg->job_lease_s = 30;
+    cfg->job_retention_s = CONFIG_JOB_RETENTION_DEFAULT_S;
 }
 
 static const opt_def *find_def(const char *key)
@@ -262,6 +303,8 @@ config_parse_result config_load(int argc, char **argv, pgbr_config *cfg, pgbr_er
     longopts[n] = (struct option){ NULL, 0, NULL, 0 };
     optind = 1;
     opterr = 0;
+    for (int i = 0; i < ncli_overrides; i++)
+        free(cli_overrides[i].value);
     ncli_overrides = 0;
     while ((c = getopt_long(argc, argv, ":hV", longopts, NULL)) != -1) {
         if (c == 'h') {

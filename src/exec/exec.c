@@ -6,10 +6,13 @@
  * Statements whose execution does not exist yet fail with 0A000 "<statement>
  * is not implemented yet": pgbr never reports a success it did not earn.
  * Everything here runs on the event-loop thread; the only blocking work
- * (catalog queries) goes through exec_submit to the worker pool.
+ * (catalog queries) goes through exec_submit to the worker pool, and a
+ * statement that waits for something outside (SHOW JOB WHEN COMPLETE) polls
+ * with exec_sleep's timer on the loop.
  */
 #include <ctype.h>
 #include <errno.h>
+#include <event2/event.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +81,8 @@ static void exec_request_free(exec_request *req)
     pgbr_error_clear(&req->backups.err);
     exec_show_backup_free(&req->show_backup);
     exec_show_jobs_free(&req->jobs);
+    if (req->sleep_ev != NULL)
+        event_free(req->sleep_ev);
     free(req);
 }
 
@@ -146,6 +151,17 @@ void exec_fail_not_implemented(exec_request *req, const char *what)
     exec_fail(req, "0A000", "%s is not implemented yet", what);
 }
 
+/* A pending exec_sleep is dropped rather than left to fire: true when there
+ * was one; its reference is then the caller's to release. */
+static bool exec_sleep_drop(exec_request *req)
+{
+    if (req->sleep_fn == NULL)
+        return false;
+    event_del(req->sleep_ev);
+    req->sleep_fn = NULL;
+    return true;
+}
+
 void exec_cancel(exec_request *req)
 {
     pgbr_error err = PGBR_ERROR_INIT;
@@ -159,6 +175,9 @@ void exec_cancel(exec_request *req)
     pgbr_error_set(&err, "57014", "canceling statement due to user request");
     exec_finish(req, NULL, &err);
     pgbr_error_clear(&err);
+    /* Last: this may free the request. */
+    if (exec_sleep_drop(req))
+        exec_unref(req);
 }
 
 void exec_abandon(exec_request *req)
@@ -167,6 +186,8 @@ void exec_abandon(exec_request *req)
         return;
     req->abandoned = true;
     req->finished = true;
+    if (exec_sleep_drop(req))
+        req->refs--;
     if (req->refs == 0)
         exec_request_free(req);
 }
@@ -221,6 +242,33 @@ void exec_submit(exec_request *req, exec_work_fn work, exec_after_fn after)
     req->work_fn = work;
     req->after_fn = after;
     pool_submit(exec_task_work, exec_task_done, req);
+}
+
+static void exec_sleep_fired(evutil_socket_t fd, short what, void *arg)
+{
+    exec_request *req = arg;
+    exec_after_fn next = req->sleep_fn;
+
+    (void)fd;
+    (void)what;
+    req->sleep_fn = NULL;
+    if (next != NULL && !req->finished)
+        next(req);
+    exec_unref(req);
+}
+
+bool exec_sleep(exec_request *req, int ms, exec_after_fn next)
+{
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+    if (req->info.base == NULL)
+        return false;
+    if (req->sleep_ev == NULL)
+        req->sleep_ev = exec_xalloc(evtimer_new(req->info.base, exec_sleep_fired, req));
+    exec_ref(req);
+    req->sleep_fn = next;
+    evtimer_add(req->sleep_ev, &tv);
+    return true;
 }
 
 /* ---------------------------------------------------------------------------
@@ -465,6 +513,8 @@ static void exec_dispatch(exec_request *req)
         exec_show_backup_start(req);
         return;
     case SQL_CONTROL_JOBS:
+        exec_control_jobs_start(req);
+        return;
     case SQL_ALTER_BACKUP:
     case SQL_CREATE_SCHEDULE:
     case SQL_ALTER_BACKUP_SCHEDULE:

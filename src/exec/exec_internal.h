@@ -25,6 +25,7 @@
 #include "pgbr/exec.h"
 #include "pgbr/storage.h"
 
+struct event;
 struct pg_conn;
 typedef struct exec_request exec_request;
 
@@ -47,6 +48,13 @@ typedef struct exec_jobs_state {
     char *intervalstyle;     /* proxy's strings are gone (cancel) */
     result_set *rs;          /* worker output */
     pgbr_error err;          /* worker output */
+    /* SHOW JOB(S) WHEN COMPLETE */
+    struct timespec wait_deadline;  /* loop thread: CLOCK_MONOTONIC */
+    int unfinished;          /* worker output: listed jobs not terminal yet */
+    /* PAUSE / RESUME / CANCEL JOB(S) (control_jobs.c) */
+    char *reason;            /* PAUSE ... WITH REASON */
+    int acted;               /* worker output: jobs acted on */
+    exec_after_fn ids_next;  /* exec_jobs_resolve's continuation */
 } exec_jobs_state;
 
 /* State of a SHOW BACKUPS request: filled on the loop thread, read by the
@@ -196,6 +204,8 @@ struct exec_request {
     exec_work_fn work_fn;          /* the outstanding pool task */
     exec_after_fn after_fn;
     exec_after_fn identity_next;   /* exec_identify's continuation */
+    struct event *sleep_ev;        /* exec_sleep's timer (created on first use) */
+    exec_after_fn sleep_fn;        /* its continuation; non-NULL while it is pending */
     char *current_user;            /* after exec_identify */
     bool is_admin;                 /* superuser or member of the admin role */
     char *external_io_dir;         /* configuration at exec_start */
@@ -224,6 +234,12 @@ void exec_run_query(exec_request *req, const char *sql, int nparams, const char 
 /* Run work on a worker with its catalog connection, then after on the loop
  * thread unless the request finished meanwhile. */
 void exec_submit(exec_request *req, exec_work_fn work, exec_after_fn after);
+
+/* Run next on the loop thread after ms milliseconds, unless the request
+ * finished meanwhile. A client's cancel or disconnect drops the timer at
+ * once (no wait for it to fire). Needs req->info.base (false, request not
+ * finished, when there is none: the caller reports it). */
+bool exec_sleep(exec_request *req, int ms, exec_after_fn next);
 
 /* Parse text as PostgreSQL's int8 input does (surrounding spaces allowed).
  * Errors: 22P02 invalid input syntax, 22003 out of range. */
@@ -268,9 +284,24 @@ void exec_show_backup_start(exec_request *req);
 /* Free what exec_show_backup_start and its steps allocated (show_backup.c). */
 void exec_show_backup_free(exec_show_backup_state *state);
 
+/* SHOW JOB(S) WHEN COMPLETE re-checks its jobs this often, and gives up
+ * after this long (CockroachDB's 24 hours) with 57014. */
+#define EXEC_WHEN_COMPLETE_POLL_MS 500
+#define EXEC_WHEN_COMPLETE_TIMEOUT_S (24 * 3600)
+
 /* SHOW [AUTOMATIC|CHANGEFEED] JOB(S) in every form (show_jobs.c). */
 void exec_show_jobs_start(exec_request *req);
 /* Free what exec_show_jobs_start allocated (show_jobs.c). */
 void exec_show_jobs_free(exec_jobs_state *jobs);
+/* The job ids a statement names, into req->jobs.ids (show_jobs.c): form
+ * SQL_JOBS_ONE evaluates expr (a literal or $n as is, anything else as
+ * "SELECT (expr)::int8" on the client's session), SQL_JOBS_SELECT runs
+ * select there and takes its first column; NULLs name no job. Then next, or
+ * the request finishes with the error. Call after exec_identify. */
+void exec_jobs_resolve(exec_request *req, sql_jobs_form form, const sql_raw *expr, const sql_raw *select,
+                       exec_after_fn next);
+
+/* PAUSE / RESUME / CANCEL JOB(S) in every form (control_jobs.c). */
+void exec_control_jobs_start(exec_request *req);
 
 #endif

@@ -291,18 +291,13 @@ static void retention(PGconn *conn)
 {
     if (node.retention_seconds <= 0)
         return;
-    char secs[32];
-    snprintf(secs, sizeof secs, "%" PRId64, node.retention_seconds);
-    const char *params[1] = { secs };
-    PGresult *res = PQexecParams(conn,
-                                 "DELETE FROM pgbr.jobs WHERE status IN ('succeeded', 'failed', 'canceled', 'revert-failed')"
-                                 " AND COALESCE(finished, modified) < now() - make_interval(secs => $1::float8)",
-                                 1, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        log_warning("could not delete old jobs: %s", PQerrorMessage(conn));
-    else if (strcmp(PQcmdTuples(res), "0") != 0)
-        log_info("deleted %s finished jobs older than the retention", PQcmdTuples(res));
-    PQclear(res);
+    pgbr_error err = PGBR_ERROR_INIT;
+    int64_t n = catalog_delete_expired_jobs(conn, node.retention_seconds, &err);
+    if (n < 0)
+        log_warning("could not delete old jobs: %s", err.message ? err.message : "unknown error");
+    else if (n > 0)
+        log_info("deleted %" PRId64 " finished jobs older than the retention (--job-retention)", n);
+    pgbr_error_clear(&err);
 }
 
 static void *node_main(void *arg)

@@ -1,6 +1,7 @@
 /*
- * show_jobs.c - SHOW JOBS, SHOW JOB <expr>, SHOW JOBS <select> and SHOW
- * AUTOMATIC JOBS (docs/jobs.md).
+ * show_jobs.c - SHOW JOBS, SHOW JOB <expr>, SHOW JOBS <select>, SHOW
+ * AUTOMATIC JOBS and SHOW JOB(S) WHEN COMPLETE (docs/jobs.md); and the id
+ * resolution PAUSE / RESUME / CANCEL JOB(S) share (exec_jobs_resolve).
  *
  * Steps, each a continuation of the last:
  *   1. on the client's own session: who is current_user, and is it an admin
@@ -9,13 +10,15 @@
  *      expression evaluated on the client's session; SHOW JOBS <select>: the
  *      first column of the select, run on the client's session);
  *   3. on a worker: the rows from pgbr.jobs, only the user's own unless admin,
- *      printed with the client session's DateStyle/TimeZone/IntervalStyle.
+ *      printed with the client session's DateStyle/TimeZone/IntervalStyle
+ *      (WHEN COMPLETE: once none of the jobs is running any more).
  * Running the user's expressions as the user means they can read exactly
  * what PostgreSQL lets them read, and nothing more.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "exec_internal.h"
 #include "pgbr/catalog.h"
@@ -42,6 +45,7 @@ void exec_show_jobs_free(exec_jobs_state *jobs)
     free(jobs->datestyle);
     free(jobs->timezone);
     free(jobs->intervalstyle);
+    free(jobs->reason);
     result_set_free(jobs->rs);
     pgbr_error_clear(&jobs->err);
     memset(jobs, 0, sizeof *jobs);
@@ -71,11 +75,11 @@ static void jobs_finish_empty(exec_request *req)
     exec_finish(req, rs, NULL);
 }
 
-/* Step 3, on a worker. */
-static void jobs_work(exec_request *req, struct pg_conn *conn)
+/* What the request shows: its ids (or the listing), only the user's own
+ * jobs unless admin, in the client session's formats. */
+static catalog_jobs_filter jobs_filter(const exec_jobs_state *jobs)
 {
-    exec_jobs_state *jobs = &req->jobs;
-    catalog_jobs_filter filter = {
+    return (catalog_jobs_filter){
         .listing = jobs->listing,
         .ids = jobs->ids,
         .nids = jobs->nids,
@@ -84,6 +88,13 @@ static void jobs_work(exec_request *req, struct pg_conn *conn)
         .timezone = jobs->timezone,
         .intervalstyle = jobs->intervalstyle,
     };
+}
+
+/* Step 3, on a worker. */
+static void jobs_work(exec_request *req, struct pg_conn *conn)
+{
+    exec_jobs_state *jobs = &req->jobs;
+    catalog_jobs_filter filter = jobs_filter(jobs);
 
     if (!catalog_show_jobs(conn, &filter, &jobs->rs, &jobs->err))
         jobs->rs = NULL;
@@ -112,6 +123,75 @@ static void jobs_fetch(exec_request *req)
     exec_submit(req, jobs_work, jobs_after);
 }
 
+/* ---------------------------------------------------------------------------
+ * SHOW JOB(S) WHEN COMPLETE: poll until every listed job is terminal, then
+ * answer as SHOW JOB(S). Between polls the request holds no worker and no
+ * upstream query, only a timer on the loop; a cancel or disconnect drops the
+ * timer at once (exec.c).
+ * ------------------------------------------------------------------------- */
+
+/* Worker: how many are still running; when none, the rows right away. */
+static void jobs_wait_work(exec_request *req, struct pg_conn *conn)
+{
+    exec_jobs_state *jobs = &req->jobs;
+    catalog_jobs_filter filter = jobs_filter(jobs);
+
+    jobs->rs = NULL;
+    if (!catalog_jobs_count_unfinished(conn, &filter, &jobs->unfinished, &jobs->err))
+        return;
+    if (jobs->unfinished == 0 && !catalog_show_jobs(conn, &filter, &jobs->rs, &jobs->err))
+        jobs->rs = NULL;
+}
+
+static void jobs_wait_poll(exec_request *req);
+
+static void jobs_wait_after(exec_request *req)
+{
+    exec_jobs_state *jobs = &req->jobs;
+    struct timespec now;
+
+    if (pgbr_error_is_set(&jobs->err) || jobs->rs != NULL) {
+        jobs_after(req);
+        return;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec > jobs->wait_deadline.tv_sec ||
+        (now.tv_sec == jobs->wait_deadline.tv_sec && now.tv_nsec >= jobs->wait_deadline.tv_nsec)) {
+        pgbr_error err = PGBR_ERROR_INIT;
+        pgbr_error_set(&err, "57014", "timed out waiting for %d job%s to complete", jobs->unfinished,
+                       jobs->unfinished == 1 ? "" : "s");
+        pgbr_error_detail(&err, "SHOW JOBS WHEN COMPLETE waits at most %d hours.",
+                          EXEC_WHEN_COMPLETE_TIMEOUT_S / 3600);
+        exec_finish(req, NULL, &err);
+        pgbr_error_clear(&err);
+        return;
+    }
+    if (!exec_sleep(req, EXEC_WHEN_COMPLETE_POLL_MS, jobs_wait_poll))
+        exec_fail(req, "XX000", "internal error: %s has no event loop to wait on", sql_stmt_name(req->stmt));
+}
+
+static void jobs_wait_poll(exec_request *req)
+{
+    exec_submit(req, jobs_wait_work, jobs_wait_after);
+}
+
+static void jobs_wait_start(exec_request *req)
+{
+    if (req->jobs.nids == 0) {
+        jobs_finish_empty(req);
+        return;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &req->jobs.wait_deadline);
+    req->jobs.wait_deadline.tv_sec += EXEC_WHEN_COMPLETE_TIMEOUT_S;
+    if (req->info.ops->watch_client != NULL)
+        req->info.ops->watch_client(req->info.session);
+    jobs_wait_poll(req);
+}
+
+/* ---------------------------------------------------------------------------
+ * Which ids a statement names (SHOW JOB(S), PAUSE/RESUME/CANCEL JOB(S))
+ * ------------------------------------------------------------------------- */
+
 /* One id given as text (a literal, a bound value, a select's value). NULL
  * selects nothing, as "WHERE id = NULL" would. */
 static bool jobs_take_id_text(exec_request *req, const char *text)
@@ -130,14 +210,25 @@ static bool jobs_take_id_text(exec_request *req, const char *text)
     return true;
 }
 
-/* The parameters a query on the client's session needs: $1..$nparams of
- * the statement (never more: PostgreSQL rejects untyped unused ones). */
-static int jobs_query_nparams(const exec_request *req)
+/* The parameters a query on the client's session needs: $1 up to the
+ * highest $n in raw's own text, never more (PostgreSQL refuses a Bind with
+ * more values than the query uses, as in "PAUSE JOBS SELECT ... $1 WITH
+ * REASON = $2", whose select gets only $1). */
+static int jobs_query_nparams(const exec_request *req, const sql_raw *raw)
 {
-    return req->stmt->nparams < req->nparams ? req->stmt->nparams : req->nparams;
+    return raw->max_param < req->nparams ? raw->max_param : req->nparams;
 }
 
-/* Step 2 results: SHOW JOB (<expr>)::int8 and SHOW JOBS <select>. */
+/* The ids are known: exec_jobs_resolve's continuation. */
+static void jobs_resolved(exec_request *req)
+{
+    exec_after_fn next = req->jobs.ids_next;
+
+    req->jobs.ids_next = NULL;
+    next(req);
+}
+
+/* (<expr>)::int8 or <select>, evaluated on the client's session. */
 static void jobs_on_ids(exec_request *req, result_set *rs, pgbr_error *err)
 {
     if (rs == NULL) {
@@ -146,7 +237,8 @@ static void jobs_on_ids(exec_request *req, result_set *rs, pgbr_error *err)
     }
     if (rs->ncols < 1) {
         result_set_free(rs);
-        exec_fail(req, "42601", "the select of SHOW JOBS must return the job ids in its first column");
+        exec_fail(req, "42601", "the select of %s must return the job ids in its first column",
+                  sql_stmt_name(req->stmt));
         return;
     }
     for (int r = 0; r < rs->nrows; r++) {
@@ -156,44 +248,46 @@ static void jobs_on_ids(exec_request *req, result_set *rs, pgbr_error *err)
         }
     }
     result_set_free(rs);
-    jobs_fetch(req);
+    jobs_resolved(req);
 }
 
-static void jobs_resolve_ids(exec_request *req)
+void exec_jobs_resolve(exec_request *req, sql_jobs_form form, const sql_raw *expr, const sql_raw *select,
+                       exec_after_fn next)
 {
-    const sql_show_jobs *s = &req->stmt->u.show_jobs;
-
-    if (s->form == SQL_JOBS_SELECT) {
-        exec_run_query(req, s->select->text, jobs_query_nparams(req), (const char *const *)req->params,
+    req->jobs.ids_next = next;
+    if (form == SQL_JOBS_SELECT) {
+        exec_run_query(req, select->text, jobs_query_nparams(req, select), (const char *const *)req->params,
                        jobs_on_ids);
         return;
     }
     /* SQL_JOBS_ONE */
-    if (s->expr->param > 0) {
+    if (expr->param > 0) {
         pgbr_error err = PGBR_ERROR_INIT;
         const char *value = NULL;
-        if (!exec_param_value(req, s->expr->param, &value, &err)) {
+        if (!exec_param_value(req, expr->param, &value, &err)) {
             exec_finish(req, NULL, &err);
             pgbr_error_clear(&err);
             return;
         }
         if (jobs_take_id_text(req, value))
-            jobs_fetch(req);
+            jobs_resolved(req);
         return;
     }
-    if (s->expr->is_integer) {
-        if (jobs_take_id_text(req, s->expr->text))
-            jobs_fetch(req);
+    if (expr->is_integer || expr->is_string) {
+        /* a string literal's text is its decoded value: '123' is 123, as
+         * PostgreSQL's '123'::int8 would take it */
+        if (jobs_take_id_text(req, expr->text))
+            jobs_resolved(req);
         return;
     }
     {
         /* Any other expression: let PostgreSQL evaluate it, as the user. */
         char *sql = NULL;
-        if (asprintf(&sql, "SELECT (%s)::int8", s->expr->text) < 0) {
+        if (asprintf(&sql, "SELECT (%s)::int8", expr->text) < 0) {
             exec_fail(req, "53200", "out of memory");
             return;
         }
-        exec_run_query(req, sql, jobs_query_nparams(req), (const char *const *)req->params, jobs_on_ids);
+        exec_run_query(req, sql, jobs_query_nparams(req, expr), (const char *const *)req->params, jobs_on_ids);
         free(sql);
     }
 }
@@ -201,12 +295,14 @@ static void jobs_resolve_ids(exec_request *req)
 /* Step 1 done: req->current_user and req->is_admin are known. */
 static void jobs_on_identity(exec_request *req)
 {
+    const sql_show_jobs *s = &req->stmt->u.show_jobs;
+
     req->jobs.current_user = jobs_strdup(req->current_user);
     req->jobs.is_admin = req->is_admin;
     if (req->jobs.listing)
         jobs_fetch(req);
     else
-        jobs_resolve_ids(req);
+        exec_jobs_resolve(req, s->form, s->expr, s->select, s->when_complete ? jobs_wait_start : jobs_fetch);
 }
 
 void exec_show_jobs_start(exec_request *req)
@@ -217,8 +313,8 @@ void exec_show_jobs_start(exec_request *req)
         exec_fail(req, "0A000", "SHOW CHANGEFEED JOBS is not supported by pgbr");
         return;
     }
-    if (s->when_complete) {
-        exec_fail_not_implemented(req, s->form == SQL_JOBS_ONE ? "SHOW JOB WHEN COMPLETE" : "SHOW JOBS WHEN COMPLETE");
+    if (s->when_complete && s->form != SQL_JOBS_ONE && s->form != SQL_JOBS_SELECT) {
+        exec_fail(req, "XX000", "internal error: SHOW JOBS WHEN COMPLETE without its jobs");
         return;
     }
     if (s->form == SQL_JOBS_FOR_SCHEDULE || s->form == SQL_JOBS_FOR_SCHEDULES) {

@@ -89,6 +89,17 @@ static int char_count(const char *text, size_t n)
     return c;
 }
 
+/* exec_session_ops.watch_client: read the client during a long statement
+ * of ours, so its EOF closes the session (session_pump_client keeps what it
+ * sends for later and stops reading past SESSION_HIGH_WATER). */
+static void local_watch_client(void *sp)
+{
+    session *s = sp;
+    if (s->local != NULL && s->phase == PHASE_READY && !s->client_throttled &&
+        evbuffer_get_length(bufferevent_get_input(s->client)) <= SESSION_HIGH_WATER)
+        session_set_reading(s, true, true);
+}
+
 static void fill_info(session *s, local_op *op)
 {
     free(op->info_datestyle);
@@ -105,10 +116,11 @@ static void fill_info(session *s, local_op *op)
     op->info.timezone = op->info_timezone;
     op->info.intervalstyle = op->info_intervalstyle;
     {
-        static const exec_session_ops ops = { local_run_query };
+        static const exec_session_ops ops = { local_run_query, local_watch_client };
         op->info.ops = &ops;
     }
     op->info.session = s;
+    op->info.base = proxy_base();
 }
 
 /* ---- statements and portals ---- */

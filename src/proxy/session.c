@@ -349,6 +349,10 @@ void session_pump_client(session *s)
     if (s->phase == PHASE_CLOSING || s->upstream == NULL)
         return;
     in = bufferevent_get_input(s->client);
+    /* A long statement of ours reads on to notice the client leaving
+     * (local_watch_client); what arrives waits here for it, within bounds. */
+    if (s->local != NULL && evbuffer_get_length(in) > SESSION_HIGH_WATER)
+        session_set_reading(s, true, false);
     while (s->local == NULL && !s->client_throttled) {
         uint8_t h[5];
         uint8_t type;

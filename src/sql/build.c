@@ -288,6 +288,9 @@ sql_make_raw(sql_parse_state *ps, const sql_soup *soup, sql_location loc)
 
     raw->location = loc.start;
     raw->text = sql_pstrndup(ps, ps->scanbuf + loc.start, (size_t) (loc.end - loc.start));
+    for (const struct sql_param_tok *t = ps->param_toks; t != NULL; t = t->next)
+        if (t->offset >= loc.start && t->offset < loc.end && t->n > raw->max_param)
+            raw->max_param = t->n;
     if (soup == NULL)
         return raw;
     if (soup->ntokens == 1) {
