@@ -56,6 +56,11 @@ char *pgclient_find_tool(const char *name, const char *override, int server_num)
  * the exit status (128 + signal when killed); errbuf the first bytes of its
  * stderr. False only when the child could not be run or the sink failed.
  */
+/* For the calling thread: a child program it runs is terminated (SIGTERM)
+ * as soon as stop(arg) returns true (asked four times a second), and the
+ * run then fails with 57014. NULL: never. */
+void pgclient_set_interrupt(bool (*stop)(void *arg), void *arg);
+
 bool pgclient_run(char *const argv[], const char *extra_env, filter_sink_fn sink, void *sink_arg,
                   int *status, char errbuf[PGCLIENT_STDERR_KEEP], pgbr_error *err);
 

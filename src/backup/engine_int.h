@@ -80,6 +80,17 @@ bool engine_backup_database(const backup_request *req, const char *prefix, stora
                             engine_layer_db *layer, backup_progress_fn progress, void *arg, backup_result *out,
                             pgbr_error *err);
 
+/* A resumed full backup's catch-up (incremental.c): the changes of the
+ * tables only (relids) from the chain's slot up to end_lsn (a TRUNCATE
+ * narrowed to them), into prefix/changes/<dbcomp>/0.pgbr, recorded in
+ * mdb; *changes their number. */
+bool engine_capture_catchup(const backup_request *req, const char *prefix, storage *st, const char *dbname,
+                            const char *dbcomp, const char *slot, const char *publication, const char *end_lsn,
+                            const uint32_t *only, size_t nonly, manifest_database *mdb, uint64_t *changes,
+                            pgbr_error *err);
+/* After the backup is durable: move each database's slot to its end_lsn. */
+void engine_advance_slots(const backup_request *req, const manifest *m);
+
 /* Tell req->save_checkpoint (if any) the directory the backup now owns. */
 void engine_note_prefix(const backup_request *req, void *arg, const char *prefix);
 

@@ -192,6 +192,11 @@ typedef struct change_sink {
      * size_bytes of a streamed table), open addressing */
     rel_count *rels;
     size_t nrels, caprels;
+    /* a resumed full backup: only the changes of these relids (sorted) are
+     * kept, and a TRUNCATE line keeps only them; NULL: all */
+    const uint32_t *only;
+    size_t nonly;
+    char *tline;                /* a rewritten T line */
 } change_sink;
 
 #define CHANGE_BATCH (64 * 1024)
@@ -256,10 +261,61 @@ static bool count_change(change_sink *cs, const char *line, size_t len, pgbr_err
     return true;
 }
 
+static int cmp_relid(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static bool wanted(const change_sink *cs, uint32_t relid)
+{
+    return bsearch(&relid, cs->only, cs->nonly, sizeof relid, cmp_relid) != NULL;
+}
+
+/* "T\t<options>\t<n>\t<relid>..." narrowed to the wanted relids: *line
+ * and *len are the rewritten line (cs->tline), *len 0 when none is left. */
+static bool narrow_truncate(change_sink *cs, const char **line, size_t *len, pgbr_error *err)
+{
+    size_t cap = *len + 32;
+    char *copy = strndup(*line, *len), *relids = malloc(cap), *save = NULL;
+    free(cs->tline);
+    cs->tline = malloc(cap);
+    if (!copy || !relids || !cs->tline) {
+        free(copy);
+        free(relids);
+        return oom(err);
+    }
+    strtok_r(copy, "\t", &save);                       /* T */
+    const char *options = strtok_r(NULL, "\t", &save);
+    strtok_r(NULL, "\t", &save);                        /* n */
+    size_t rl = 0, kept = 0;
+    relids[0] = '\0';
+    for (char *r = strtok_r(NULL, "\t", &save); r; r = strtok_r(NULL, "\t", &save))
+        if (wanted(cs, (uint32_t)strtoul(r, NULL, 10))) {
+            rl += (size_t)snprintf(relids + rl, cap - rl, "\t%s", r);
+            kept++;
+        }
+    int n = kept ? snprintf(cs->tline, cap, "T\t%s\t%zu%s", options ? options : "0", kept, relids) : 0;
+    free(copy);
+    free(relids);
+    *line = cs->tline;
+    *len = n > 0 ? (size_t)n : 0;
+    return true;
+}
+
 static bool on_line(void *arg, const char *line, size_t len, pgbr_error *err)
 {
     change_sink *cs = arg;
     char kind = len > 0 ? line[0] : '\0';
+    if (cs->only && (kind == 'I' || kind == 'U' || kind == 'D') && len > 2 &&
+        !wanted(cs, (uint32_t)strtoul(line + 2, NULL, 10)))
+        return true;
+    if (cs->only && kind == 'T') {
+        if (!narrow_truncate(cs, &line, &len, err))
+            return false;
+        if (len == 0)
+            return true;
+    }
     if (kind == 'B') {
         /* a replay after a crash: the previous layer holds this one */
         uint64_t v = begin_lsn(line, len);
@@ -637,6 +693,28 @@ static bool layer_database(const backup_request *req, const chain *c, const char
     return ok;
 }
 
+bool engine_capture_catchup(const backup_request *req, const char *prefix, storage *st, const char *dbname,
+                            const char *dbcomp, const char *slot, const char *publication, const char *end_lsn,
+                            const uint32_t *only, size_t nonly, manifest_database *mdb, uint64_t *changes,
+                            pgbr_error *err)
+{
+    change_sink cs;
+    memset(&cs, 0, sizeof cs);
+    uint32_t *sorted = malloc((nonly ? nonly : 1) * sizeof *sorted);
+    if (!sorted)
+        return oom(err);
+    memcpy(sorted, only, nonly * sizeof *sorted);
+    qsort(sorted, nonly, sizeof *sorted, cmp_relid);
+    cs.only = sorted;
+    cs.nonly = nonly;
+    bool ok = capture_changes(req, prefix, st, dbname, dbcomp, slot, publication, end_lsn, &cs, mdb, err);
+    *changes = cs.changes;
+    free(cs.rels);
+    free(cs.tline);
+    free(sorted);
+    return ok;
+}
+
 /* Test hook (PGBR_TEST_ADVANCE_DIR): with the layer durable and its slots
  * not advanced yet, write <dir>/advance.wait and wait up to a minute for
  * <dir>/advance.go, so a test can kill pgbr right there. */
@@ -658,7 +736,7 @@ static void test_hold_before_advance(void)
 }
 
 /* After the layer is durable: release the WAL up to its end. */
-static void advance_slots(const backup_request *req, const manifest *m)
+void engine_advance_slots(const backup_request *req, const manifest *m)
 {
     for (size_t i = 0; i < m->ndatabases; i++) {
         const manifest_database *d = m->databases[i];
@@ -769,7 +847,7 @@ bool backup_incremental_run(const backup_request *req, backup_progress_fn progre
     if (!ok)
         goto done;
     test_hold_before_advance();
-    advance_slots(req, m);
+    engine_advance_slots(req, m);
     if (progress)
         progress(arg, 1.0, "succeeded");
 done:

@@ -21,6 +21,16 @@
 extern char **environ;
 
 #define STDERR_KEEP PGCLIENT_STDERR_KEEP
+#define INTERRUPT_CHECK_MS 250
+
+static _Thread_local bool (*interrupt_fn)(void *arg);
+static _Thread_local void *interrupt_arg;
+
+void pgclient_set_interrupt(bool (*stop)(void *arg), void *arg)
+{
+    interrupt_fn = stop;
+    interrupt_arg = arg;
+}
 
 bool pgclient_run(char *const argv[], const char *extra_env, filter_sink_fn sink, void *sink_arg,
                   int *status, char errbuf[STDERR_KEEP], pgbr_error *err)
@@ -76,12 +86,21 @@ bool pgclient_run(char *const argv[], const char *extra_env, filter_sink_fn sink
     char buf[65536];
     struct pollfd pfd[2] = { { out[0], POLLIN, 0 }, { errp[0], POLLIN, 0 } };
     int open_fds = 2;
+    bool interrupted = false;
     while (open_fds > 0) {
-        if (poll(pfd, 2, -1) < 0) {
+        int pr = poll(pfd, 2, interrupt_fn ? INTERRUPT_CHECK_MS : -1);
+        if (pr < 0) {
             if (errno == EINTR)
                 continue;
             break;
         }
+        if (!interrupted && interrupt_fn && interrupt_fn(interrupt_arg)) {
+            /* the job stops (pause, cancel): so does its child */
+            interrupted = true;
+            kill(pid, SIGTERM);
+        }
+        if (pr == 0)
+            continue;
         for (int i = 0; i < 2; i++) {
             if (pfd[i].fd < 0 || !(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
                 continue;
@@ -112,6 +131,10 @@ bool pgclient_run(char *const argv[], const char *extra_env, filter_sink_fn sink
         ;
     *status = WIFEXITED(wst) ? WEXITSTATUS(wst) : 128 + (WIFSIGNALED(wst) ? WTERMSIG(wst) : 0);
     ok = sink_ok;
+    if (interrupted && ok) {
+        pgbr_error_set(err, "57014", "\"%s\" was stopped: the job is canceled or paused", argv[0]);
+        ok = false;
+    }
 done:
     for (int i = 0; i < 2; i++) {
         if (out[i] >= 0)

@@ -64,6 +64,8 @@ static void control_after(exec_request *req)
     }
     rs = result_set_new_tag_only("");
     result_set_set_tag(rs, "%s %d", sql_stmt_name(req->stmt), req->jobs.acted);
+    /* a job running on this node hears of it at once, not at the next tick */
+    exec_node_poke();
     exec_finish(req, rs, NULL);
 }
 

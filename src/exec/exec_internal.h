@@ -182,6 +182,10 @@ const exec_job_ops *exec_restore_job_ops(void);
  * row watched for pause and cancel requests meanwhile). Any thread. */
 void exec_node_register(exec_job *job);
 void exec_node_unregister(exec_job *job);
+/* PAUSE/RESUME/CANCEL changed rows: the node loop looks at them now
+ * (a job running here stops without waiting for the next tick; a resumed
+ * job is claimed at once). Any thread. */
+void exec_node_poke(void);
 /* Seconds a lease lasts (--job-lease). */
 int exec_node_lease_seconds(void);
 /* Run a job this node adopted or resumed, on a thread of its own with its

@@ -26,6 +26,7 @@
 #include "exec_internal.h"
 #include "pgbr/catalog.h"
 #include "pgbr/log.h"
+#include "pgbr/pgclient.h"
 #include "pgbr/pool.h"
 
 exec_job *exec_job_new(exec_request *req, const exec_job_ops *ops, void *state, bool detached)
@@ -307,6 +308,12 @@ static job_outcome job_stop_outcome(exec_job *job)
     return JOB_PAUSED;
 }
 
+/* pg_dump / pg_restore of a job that is to stop are stopped too */
+static bool job_interrupt(void *arg)
+{
+    return job_stopping(arg);
+}
+
 static void job_run(exec_job *job, PGconn *conn)
 {
     job_outcome outcome = JOB_FAILED;
@@ -330,7 +337,9 @@ static void job_run(exec_job *job, PGconn *conn)
         job->upstream_started = job_upstream_started(conn);
         job->restart_checked = false;
         job->conn = conn;
+        pgclient_set_interrupt(job_interrupt, job);
         job->ok = job->ops->run(job, &job->err);
+        pgclient_set_interrupt(NULL, NULL);
         bool restarted = !job->ok && job_upstream_restarted(job, conn);
         job->conn = NULL;
         job->rerun = true;

@@ -41,6 +41,7 @@ static struct {
     pthread_mutex_t mu;
     pthread_cond_t wake;
     bool started, stop;
+    bool poked;                 /* mu: look at the rows now */
     pthread_t thread;
     exec_job **jobs;            /* mu: the jobs running on this node */
     size_t njobs, cap;
@@ -48,6 +49,14 @@ static struct {
     int64_t retention_seconds;
     exec_node_config cfg;       /* copies */
 } node = { .mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .lease_seconds = 30 };
+
+void exec_node_poke(void)
+{
+    pthread_mutex_lock(&node.mu);
+    node.poked = true;
+    pthread_cond_signal(&node.wake);
+    pthread_mutex_unlock(&node.mu);
+}
 
 int exec_node_lease_seconds(void)
 {
@@ -334,8 +343,9 @@ static void *node_main(void *arg)
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += NODE_TICK_MS / 1000;
         pthread_mutex_lock(&node.mu);
-        if (!node.stop)
+        if (!node.stop && !node.poked)
             pthread_cond_timedwait(&node.wake, &node.mu, &ts);
+        node.poked = false;
     }
     pthread_mutex_unlock(&node.mu);
     if (conn)
