@@ -178,16 +178,35 @@ static bool need_txn(cdc_apply *a, const char *what, pgbr_error *err)
     return true;
 }
 
+static bool field_lsn(cdc_apply *a, int i, uint64_t *lsn, pgbr_error *err)
+{
+    if (!cdc_lsn_parse(a->fields[i], lsn))
+        return malformed(a, err, "bad LSN \"%.40s\"", a->fields[i]);
+    return true;
+}
+
+static bool field_time(cdc_apply *a, int i, int64_t *t, pgbr_error *err)
+{
+    if (!parse_i64(a->fields[i], t))
+        return malformed(a, err, "bad commit time \"%.40s\"", a->fields[i]);
+    return true;
+}
+
+static bool field_relid(cdc_apply *a, const char *field, uint64_t *relid, pgbr_error *err)
+{
+    if (!parse_u64(field, UINT32_MAX, relid) || *relid == 0)
+        return malformed(a, err, "relation id \"%.40s\" is not a positive 32-bit number", field);
+    return true;
+}
+
 /* The relation a change names: a number some R line described. */
 static apply_rel *change_rel(cdc_apply *a, const char *field, pgbr_error *err)
 {
     uint64_t relid;
     apply_rel *rel;
 
-    if (!parse_u64(field, UINT32_MAX, &relid) || relid == 0) {
-        malformed(a, err, "relation id \"%.40s\" is not a positive 32-bit number", field);
+    if (!field_relid(a, field, &relid, err))
         return NULL;
-    }
     rel = apply_rel_find(a, (uint32_t)relid);
     if (rel == NULL)
         malformed(a, err, "relation %" PRIu64 " is unknown (no R line described it)", relid);
@@ -201,10 +220,8 @@ static bool line_begin(cdc_apply *a, int nf, pgbr_error *err)
 
     if (nf != 4)
         return malformed(a, err, "B line has %d fields, not 4", nf);
-    if (!cdc_lsn_parse(a->fields[1], &lsn))
-        return malformed(a, err, "bad LSN \"%.40s\"", a->fields[1]);
-    if (!parse_i64(a->fields[2], &t))
-        return malformed(a, err, "bad commit time \"%.40s\"", a->fields[2]);
+    if (!field_lsn(a, 1, &lsn, err) || !field_time(a, 2, &t, err))
+        return false;
     if (!parse_u64(a->fields[3], UINT32_MAX, &xid))
         return malformed(a, err, "bad xid \"%.40s\"", a->fields[3]);
     if (a->in_src_txn)
@@ -233,12 +250,8 @@ static bool line_commit(cdc_apply *a, int nf, pgbr_error *err)
 
     if (nf != 4)
         return malformed(a, err, "C line has %d fields, not 4", nf);
-    if (!cdc_lsn_parse(a->fields[1], &lsn))
-        return malformed(a, err, "bad LSN \"%.40s\"", a->fields[1]);
-    if (!cdc_lsn_parse(a->fields[2], &end_lsn))
-        return malformed(a, err, "bad LSN \"%.40s\"", a->fields[2]);
-    if (!parse_i64(a->fields[3], &t))
-        return malformed(a, err, "bad commit time \"%.40s\"", a->fields[3]);
+    if (!field_lsn(a, 1, &lsn, err) || !field_lsn(a, 2, &end_lsn, err) || !field_time(a, 3, &t, err))
+        return false;
     if (!need_txn(a, "C line", err))
         return false;
     a->in_src_txn = false;
@@ -266,8 +279,8 @@ static bool line_relation(cdc_apply *a, const char *raw, size_t raw_len, int nf,
 
     if (nf < 6)
         return malformed(a, err, "R line has %d fields, fewer than 6", nf);
-    if (!parse_u64(a->fields[1], UINT32_MAX, &relid) || relid == 0)
-        return malformed(a, err, "relation id \"%.40s\" is not a positive 32-bit number", a->fields[1]);
+    if (!field_relid(a, a->fields[1], &relid, err))
+        return false;
     if (!check_name(a, a->fields[2], "schema name", err) || !check_name(a, a->fields[3], "table name", err))
         return false;
     if (strlen(ri) != 1 || strchr("dnfi", ri[0]) == NULL)
@@ -291,46 +304,29 @@ static bool line_relation(cdc_apply *a, const char *raw, size_t raw_len, int nf,
     return true;
 }
 
-static bool ensure_shape(cdc_apply *a, int ncols, pgbr_error *err)
+/* The start of an I, U or D line: at least min fields, inside a
+ * transaction, a relid an R line described. */
+static apply_rel *change_start(cdc_apply *a, const char *what, int nf, int min, pgbr_error *err)
 {
-    if (!apply_grow((void **)&a->shape, &a->shape_cap, (size_t)ncols + 3, 1, err))
-        return fail(a, err);
-    return true;
+    if (nf < min) {
+        malformed(a, err, "%s has %d fields, fewer than %d", what, nf, min);
+        return NULL;
+    }
+    if (!need_txn(a, what, err))
+        return NULL;
+    return change_rel(a, a->fields[1], err);
 }
 
-static bool line_insert(cdc_apply *a, int nf, pgbr_error *err)
+/* Start a->shape: kind, mode, then a '0' (neither written nor compared)
+ * per column of rel. */
+static bool shape_start(cdc_apply *a, const apply_rel *rel, char kind, char mode, pgbr_error *err)
 {
-    apply_rel *rel;
-
-    if (nf < 2)
-        return malformed(a, err, "I line has %d fields, fewer than 2", nf);
-    if (!need_txn(a, "I line", err) || (rel = change_rel(a, a->fields[1], err)) == NULL)
-        return false;
-    if (nf != 2 + rel->ncols)
-        return malformed(a, err, "I line has %d values, relation %" PRIu32 " has %d columns", nf - 2,
-                         rel->relid, rel->ncols);
-    if (!check_values(a, 2, rel->ncols, false, "new values", err))
-        return false;
-    if (rel->skip) {
-        a->stats.skipped++;
-        return true;
-    }
-    if (!ensure_shape(a, rel->ncols, err))
-        return false;
-    a->shape[0] = 'I';
-    a->shape[1] = '-';
-    for (int i = 0; i < rel->ncols; i++) {
-        const apply_col *c = &rel->cols[i];
-
-        a->shape[2 + i] = (char)('0' + (c->qname != NULL && c->insertable ? SHAPE_SET : 0));
-    }
-    a->shape[2 + rel->ncols] = '\0';
-    for (int i = 0; i < rel->ncols; i++)
-        if (a->vkind[2 + i] == VAL_NULL)
-            a->fields[2 + i] = NULL;
-    if (!apply_exec_change(a, rel, a->fields + 2, NULL, err))
+    if (!apply_grow((void **)&a->shape, &a->shape_cap, (size_t)rel->ncols + 3, 1, err))
         return fail(a, err);
-    a->stats.inserts++;
+    a->shape[0] = kind;
+    a->shape[1] = mode;
+    memset(a->shape + 2, '0', (size_t)rel->ncols);
+    a->shape[2 + rel->ncols] = '\0';
     return true;
 }
 
@@ -371,16 +367,52 @@ static bool where_shape(cdc_apply *a, const apply_rel *rel, char oldkind, const 
     return true;
 }
 
+/* Send the change built in a->shape, its values in fields[first .. nf):
+ * \N and \U become NULL (a \U is never a parameter: its column is neither
+ * written nor compared). count is the counter the change adds to. */
+static bool change_send(cdc_apply *a, apply_rel *rel, int first, int nf, char *const *set_vals,
+                        char *const *cmp_vals, uint64_t *count, pgbr_error *err)
+{
+    for (int i = first; i < nf; i++)
+        if (a->vkind[i] != VAL_TEXT)
+            a->fields[i] = NULL;
+    if (!apply_exec_change(a, rel, set_vals, cmp_vals, err))
+        return fail(a, err);
+    (*count)++;
+    return true;
+}
+
+static bool line_insert(cdc_apply *a, int nf, pgbr_error *err)
+{
+    apply_rel *rel = change_start(a, "I line", nf, 2, err);
+
+    if (rel == NULL)
+        return false;
+    if (nf != 2 + rel->ncols)
+        return malformed(a, err, "I line has %d values, relation %" PRIu32 " has %d columns", nf - 2,
+                         rel->relid, rel->ncols);
+    if (!check_values(a, 2, rel->ncols, false, "new values", err))
+        return false;
+    if (rel->skip) {
+        a->stats.skipped++;
+        return true;
+    }
+    if (!shape_start(a, rel, 'I', '-', err))
+        return false;
+    for (int i = 0; i < rel->ncols; i++)
+        if (rel->cols[i].qname != NULL && rel->cols[i].insertable)
+            a->shape[2 + i] = (char)('0' + SHAPE_SET);
+    return change_send(a, rel, 2, nf, a->fields + 2, NULL, &a->stats.inserts, err);
+}
+
 static bool line_update(cdc_apply *a, int nf, pgbr_error *err)
 {
-    apply_rel *rel;
+    apply_rel *rel = change_start(a, "U line", nf, 3, err);
     const char *ok_field;
     char oldkind;
-    int nold, first_new;
+    int nold, first_new, first_cmp;
 
-    if (nf < 3)
-        return malformed(a, err, "U line has %d fields, fewer than 3", nf);
-    if (!need_txn(a, "U line", err) || (rel = change_rel(a, a->fields[1], err)) == NULL)
+    if (rel == NULL)
         return false;
     ok_field = a->fields[2];
     if (strcmp(ok_field, "K") != 0 && strcmp(ok_field, "O") != 0 && strcmp(ok_field, "-") != 0)
@@ -388,6 +420,7 @@ static bool line_update(cdc_apply *a, int nf, pgbr_error *err)
     oldkind = ok_field[0];
     nold = oldkind == '-' ? 0 : rel->ncols;
     first_new = 3 + nold;
+    first_cmp = oldkind == '-' ? first_new : 3;
     if (nf != 3 + nold + rel->ncols)
         return malformed(a, err, "U line has %d values, relation %" PRIu32 " has %d columns (%s)", nf - 3,
                          rel->relid, rel->ncols, oldkind == '-' ? "new values only" : "old and new values");
@@ -398,36 +431,22 @@ static bool line_update(cdc_apply *a, int nf, pgbr_error *err)
         a->stats.skipped++;
         return true;
     }
-    if (!ensure_shape(a, rel->ncols, err))
+    if (!shape_start(a, rel, 'U', oldkind == 'O' ? 'O' : 'K', err))
         return false;
-    a->shape[0] = 'U';
-    a->shape[1] = oldkind == 'O' ? 'O' : 'K';
-    for (int i = 0; i < rel->ncols; i++) {
-        const apply_col *c = &rel->cols[i];
-        bool set = c->qname != NULL && c->updatable && a->vkind[first_new + i] != VAL_UNCHANGED;
-
-        a->shape[2 + i] = (char)('0' + (set ? SHAPE_SET : 0));
-    }
-    a->shape[2 + rel->ncols] = '\0';
-    if (!where_shape(a, rel, oldkind, a->vkind + (oldkind == '-' ? first_new : 3), err))
+    for (int i = 0; i < rel->ncols; i++)
+        if (rel->cols[i].qname != NULL && rel->cols[i].updatable && a->vkind[first_new + i] != VAL_UNCHANGED)
+            a->shape[2 + i] = (char)('0' + SHAPE_SET);
+    if (!where_shape(a, rel, oldkind, a->vkind + first_cmp, err))
         return false;
-    for (int i = 3; i < nf; i++)
-        if (a->vkind[i] != VAL_TEXT)
-            a->fields[i] = NULL;
-    if (!apply_exec_change(a, rel, a->fields + first_new, a->fields + (oldkind == '-' ? first_new : 3), err))
-        return fail(a, err);
-    a->stats.updates++;
-    return true;
+    return change_send(a, rel, 3, nf, a->fields + first_new, a->fields + first_cmp, &a->stats.updates, err);
 }
 
 static bool line_delete(cdc_apply *a, int nf, pgbr_error *err)
 {
-    apply_rel *rel;
+    apply_rel *rel = change_start(a, "D line", nf, 3, err);
     const char *ok_field;
 
-    if (nf < 3)
-        return malformed(a, err, "D line has %d fields, fewer than 3", nf);
-    if (!need_txn(a, "D line", err) || (rel = change_rel(a, a->fields[1], err)) == NULL)
+    if (rel == NULL)
         return false;
     ok_field = a->fields[2];
     if (strcmp(ok_field, "K") != 0 && strcmp(ok_field, "O") != 0)
@@ -441,21 +460,9 @@ static bool line_delete(cdc_apply *a, int nf, pgbr_error *err)
         a->stats.skipped++;
         return true;
     }
-    if (!ensure_shape(a, rel->ncols, err))
+    if (!shape_start(a, rel, 'D', ok_field[0], err) || !where_shape(a, rel, ok_field[0], a->vkind + 3, err))
         return false;
-    a->shape[0] = 'D';
-    a->shape[1] = ok_field[0];
-    memset(a->shape + 2, '0', (size_t)rel->ncols);
-    a->shape[2 + rel->ncols] = '\0';
-    if (!where_shape(a, rel, ok_field[0], a->vkind + 3, err))
-        return false;
-    for (int i = 3; i < nf; i++)
-        if (a->vkind[i] != VAL_TEXT)
-            a->fields[i] = NULL;
-    if (!apply_exec_change(a, rel, NULL, a->fields + 3, err))
-        return fail(a, err);
-    a->stats.deletes++;
-    return true;
+    return change_send(a, rel, 3, nf, NULL, a->fields + 3, &a->stats.deletes, err);
 }
 
 static bool line_truncate(cdc_apply *a, int nf, pgbr_error *err)

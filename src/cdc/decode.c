@@ -311,14 +311,21 @@ static bool emit_pending(cdc_decoder *d, cdc_relation *rel, pgbr_error *err)
     return true;
 }
 
+/* False with the reason when building the line ran out of memory. */
+static bool built_ok(cdc_decoder *d, pgbr_error *err)
+{
+    if (!d->out_failed)
+        return true;
+    pgbr_error_move(err, &d->out_err);
+    d->out_failed = false;
+    return false;
+}
+
 /* Hand the built line on (after the R line of rel, when pending). */
 static bool emit_built(cdc_decoder *d, cdc_relation *rel, pgbr_error *err)
 {
-    if (d->out_failed) {
-        pgbr_error_move(err, &d->out_err);
-        d->out_failed = false;
+    if (!built_ok(d, err))
         return false;
-    }
     if (rel != NULL && !emit_pending(d, rel, err))
         return false;
     return emit_line(d, (const char *)d->line.data, d->line.len, err);
@@ -491,13 +498,8 @@ static bool decode_relation(cdc_decoder *d, cdc_reader *r, pgbr_error *err)
             return false;
         out_escaped(d, s, n);
     }
-    if (!rd_end(r))
+    if (!rd_end(r) || !built_ok(d, err))
         return false;
-    if (d->out_failed) {
-        pgbr_error_move(err, &d->out_err);
-        d->out_failed = false;
-        return false;
-    }
 
     rel = rel_find(d, relid);
     if (rel != NULL && rel->rline_len == d->line.len && memcmp(rel->rline, d->line.data, d->line.len) == 0)
@@ -526,38 +528,48 @@ static bool decode_relation(cdc_decoder *d, cdc_reader *r, pgbr_error *err)
     return true;
 }
 
-static bool decode_insert(cdc_decoder *d, cdc_reader *r, pgbr_error *err)
+/* The start of an I, U or D message: inside a transaction, a known relid;
+ * the line starts "<kind><TAB><relid>". */
+static cdc_relation *change_start(cdc_decoder *d, cdc_reader *r, const char *what, const char *kind)
 {
     cdc_relation *rel;
-    uint8_t tag;
 
-    if (!need_txn(d, r, "insert") || (rel = read_rel(d, r)) == NULL)
-        return false;
-    if (!rd_u8(r, &tag, "new tuple tag"))
-        return false;
-    if (tag != 'N')
-        return rd_fail(r, "new tuple tag is 0x%02x, not 'N'", tag);
-    out_str(d, "I\t");
+    if (!need_txn(d, r, what) || (rel = read_rel(d, r)) == NULL)
+        return NULL;
+    out_str(d, kind);
     out_u64(d, rel->relid);
-    if (!read_tuple(d, r, rel) || !rd_end(r))
-        return false;
-    if (!emit_built(d, rel, err))
+    return rel;
+}
+
+/* The end of an I, U or D message: its last tuple and nothing after it;
+ * then the line goes out. */
+static bool change_end(cdc_decoder *d, cdc_reader *r, cdc_relation *rel, pgbr_error *err)
+{
+    if (!read_tuple(d, r, rel) || !rd_end(r) || !emit_built(d, rel, err))
         return false;
     d->stats.changes++;
     return true;
 }
 
-static bool decode_update(cdc_decoder *d, cdc_reader *r, pgbr_error *err)
+static bool decode_insert(cdc_decoder *d, cdc_reader *r, pgbr_error *err)
 {
-    cdc_relation *rel;
+    cdc_relation *rel = change_start(d, r, "insert", "I\t");
     uint8_t tag;
 
-    if (!need_txn(d, r, "update") || (rel = read_rel(d, r)) == NULL)
+    if (rel == NULL || !rd_u8(r, &tag, "new tuple tag"))
         return false;
-    if (!rd_u8(r, &tag, "tuple tag"))
+    if (tag != 'N')
+        return rd_fail(r, "new tuple tag is 0x%02x, not 'N'", tag);
+    return change_end(d, r, rel, err);
+}
+
+static bool decode_update(cdc_decoder *d, cdc_reader *r, pgbr_error *err)
+{
+    cdc_relation *rel = change_start(d, r, "update", "U\t");
+    uint8_t tag;
+
+    if (rel == NULL || !rd_u8(r, &tag, "tuple tag"))
         return false;
-    out_str(d, "U\t");
-    out_u64(d, rel->relid);
     if (tag == 'K' || tag == 'O') {
         out_tab(d);
         out_bytes(d, &tag, 1);
@@ -568,35 +580,21 @@ static bool decode_update(cdc_decoder *d, cdc_reader *r, pgbr_error *err)
     }
     if (tag != 'N')
         return rd_fail(r, "tuple tag is 0x%02x, not 'K', 'O' or 'N'", tag);
-    if (!read_tuple(d, r, rel) || !rd_end(r))
-        return false;
-    if (!emit_built(d, rel, err))
-        return false;
-    d->stats.changes++;
-    return true;
+    return change_end(d, r, rel, err);
 }
 
 static bool decode_delete(cdc_decoder *d, cdc_reader *r, pgbr_error *err)
 {
-    cdc_relation *rel;
+    cdc_relation *rel = change_start(d, r, "delete", "D\t");
     uint8_t tag;
 
-    if (!need_txn(d, r, "delete") || (rel = read_rel(d, r)) == NULL)
-        return false;
-    if (!rd_u8(r, &tag, "old tuple tag"))
+    if (rel == NULL || !rd_u8(r, &tag, "old tuple tag"))
         return false;
     if (tag != 'K' && tag != 'O')
         return rd_fail(r, "old tuple tag is 0x%02x, not 'K' or 'O'", tag);
-    out_str(d, "D\t");
-    out_u64(d, rel->relid);
     out_tab(d);
     out_bytes(d, &tag, 1);
-    if (!read_tuple(d, r, rel) || !rd_end(r))
-        return false;
-    if (!emit_built(d, rel, err))
-        return false;
-    d->stats.changes++;
-    return true;
+    return change_end(d, r, rel, err);
 }
 
 static bool decode_truncate(cdc_decoder *d, cdc_reader *r, pgbr_error *err)
@@ -625,10 +623,8 @@ static bool decode_truncate(cdc_decoder *d, cdc_reader *r, pgbr_error *err)
         out_tab(d);
         out_u64(d, rel->relid);
     }
-    if (!rd_end(r))
+    if (!rd_end(r) || !built_ok(d, err))
         return false;
-    if (d->out_failed)
-        return emit_built(d, NULL, err);
     /* every relid is known (checked above): their R lines go first */
     r->pos = first;
     for (uint32_t i = 0; i < nrelids; i++) {
