@@ -14,7 +14,8 @@
  * bytes actually read). Relations live in an open-addressing hash table keyed
  * by relid (relid 0, InvalidOid, marks an empty slot and is refused in 'R').
  *
- * Also here: the LSN text helpers and the reader's field split and COPY text
+ * Also here: the LSN text helpers, the COPY text escape (which RESTORE uses
+ * too, to rename a relation in an R line) and the reader's field split and
  * unescape, so writer and reader of change lines share one file.
  */
 #include "pgbr/cdc.h"
@@ -28,6 +29,7 @@
 #include "pgbr/buf.h"
 
 #define CDC_MIN_SLOTS 16
+#define CDC_ESCAPE_PIECE 4096
 
 typedef struct cdc_relation {
     uint32_t relid;
@@ -202,30 +204,21 @@ static void out_lsn(cdc_decoder *d, uint64_t lsn)
     out_str(d, text);
 }
 
-/* COPY text escaping: runs of plain bytes are copied at once. */
+/* COPY text escaping, in pieces: the line grows with what is written, not
+ * by twice the value at once. */
 static void out_escaped(cdc_decoder *d, const char *s, size_t n)
 {
-    size_t run = 0;
+    while (n > 0 && !d->out_failed) {
+        size_t piece = n < CDC_ESCAPE_PIECE ? n : CDC_ESCAPE_PIECE;
 
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        char esc;
-
-        switch (c) {
-        case '\\': esc = '\\'; break;
-        case '\t': esc = 't'; break;
-        case '\n': esc = 'n'; break;
-        case '\r': esc = 'r'; break;
-        case '\b': esc = 'b'; break;
-        case '\f': esc = 'f'; break;
-        case '\v': esc = 'v'; break;
-        default: continue;
+        if (!pgbr_buf_reserve(&d->line, 2 * piece, &d->out_err)) {
+            d->out_failed = true;
+            return;
         }
-        out_bytes(d, s + run, i - run);
-        out_bytes(d, (char[2]){ '\\', esc }, 2);
-        run = i + 1;
+        d->line.len += cdc_escape((char *)d->line.data + d->line.len, s, piece);
+        s += piece;
+        n -= piece;
     }
-    out_bytes(d, s + run, n - run);
 }
 
 /* ---------------------------------------------------------------------------
@@ -774,8 +767,36 @@ void cdc_lsn_format(uint64_t lsn, char out[CDC_LSN_TEXT_SIZE])
 }
 
 /* ---------------------------------------------------------------------------
- * Reader helpers
+ * COPY text escaping, and the reader helpers
  * ------------------------------------------------------------------------- */
+
+/* Runs of plain bytes are copied at once. */
+size_t cdc_escape(char *out, const char *s, size_t n)
+{
+    size_t run = 0, w = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        char esc;
+
+        switch (s[i]) {
+        case '\\': esc = '\\'; break;
+        case '\t': esc = 't'; break;
+        case '\n': esc = 'n'; break;
+        case '\r': esc = 'r'; break;
+        case '\b': esc = 'b'; break;
+        case '\f': esc = 'f'; break;
+        case '\v': esc = 'v'; break;
+        default: continue;
+        }
+        memcpy(out + w, s + run, i - run);
+        w += i - run;
+        out[w++] = '\\';
+        out[w++] = esc;
+        run = i + 1;
+    }
+    memcpy(out + w, s + run, n - run);
+    return w + n - run;
+}
 
 int cdc_split_fields(char *line, size_t len, char **fields, int max)
 {
