@@ -44,21 +44,14 @@
 set -eu
 export LC_ALL=C
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-PGBR=${PGBR_BIN:-$ROOT/bin/pgbr}
+# shellcheck source=contrib/bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 PGBENCH_SCALE=${BENCH_PGBENCH_SCALE:-50}
 MIXED_ROWS=${BENCH_MIXED_ROWS:-5000000}
 DATASETS=${BENCH_DATASETS:-pgbench mixed}
 PGBR_WORKERS=${BENCH_PGBR_WORKERS:-}
 FSYNC=${BENCH_FSYNC:-on}
-RUNUSER=${PGBR_TEST_PGUSER:-pgtest}
-PGBIN=${PG_BINDIR:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}
-[ -x "$PGBIN/initdb" ] || PGBIN=/usr/lib/postgresql/15/bin
-PSQL=$PGBIN/psql
-[ -x "$PSQL" ] || PSQL=$(command -v psql)
-unset PGHOST PGPORT PGUSER PGDATABASE PGSERVICE PGOPTIONS PGSSLMODE PGPASSWORD
 
-[ -x "$PGBR" ] || { echo "bench: $PGBR not found; run make first" >&2; exit 1; }
 for tool in initdb pg_ctl pg_dump pg_restore pgbench; do
     [ -x "$PGBIN/$tool" ] || { echo "bench: $PGBIN/$tool not found (contrib/install-deps.sh)" >&2; exit 1; }
 done
@@ -75,61 +68,24 @@ done
 T=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/pgbr_bench_backup_XXXXXX")
 chmod 755 "$T"
 mkdir -p "$T/pg" "$T/extio" "$T/dump" "$T/log" "$T/sql"
-if [ "$(id -u)" = 0 ]; then
-    id -u "$RUNUSER" >/dev/null 2>&1 || useradd -m -s /bin/sh "$RUNUSER"
-    chown "$RUNUSER" "$T/pg"
-fi
-as_pg() {
-    if [ "$(id -u)" = 0 ]; then (cd "$T" && runuser -u "$RUNUSER" -- "$@"); else "$@"; fi
-}
+pg_owns "$T/pg"
 
-free_port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 12000))
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-    done
-}
-wait_port() {
-    for _ in $(seq 1 300); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
-PGBR_PID=
 WATCH_PID=
 cleanup() {
     set +e
     [ -n "$WATCH_PID" ] && kill "$WATCH_PID" 2>/dev/null && wait "$WATCH_PID" 2>/dev/null
-    [ -n "$PGBR_PID" ] && kill -TERM "$PGBR_PID" 2>/dev/null && wait "$PGBR_PID" 2>/dev/null
-    [ -f "$T/pg/data/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$T/pg/data" -m immediate -w stop >/dev/null 2>&1
-    if [ -n "${BENCH_KEEP:-}" ]; then echo "bench: kept $T"; else rm -rf "$T"; fi
+    bench_cleanup
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 FAILED=0
 fail() { echo "bench: $*" >&2; FAILED=1; }
-die() { echo "bench: $*" >&2; exit 1; }
 
 PG_PORT=$(free_port)
 PGBR_PORT=$(free_port)
 while [ "$PGBR_PORT" = "$PG_PORT" ]; do PGBR_PORT=$(free_port); done
 
-# Direct SQL to PostgreSQL, tuples only.
-q() { # db sql
-    PGOPTIONS='-c client_min_messages=warning' "$PSQL" -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$1" -c "$2"
-}
-# A statement through pgbr; stdout/stderr into $T/log/<name>.out/.err.
-pgbr_sql() { # name sql
-    "$PSQL" -X -v ON_ERROR_STOP=1 -v VERBOSITY=verbose -h 127.0.0.1 -p "$PGBR_PORT" -U postgres -d postgres \
-        -c "$2" >"$T/log/$1.out" 2>"$T/log/$1.err"
-}
-
-secs_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }
-mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 dir_bytes() { du -sb "$1" | cut -f1; }
 
 # ---- pgbr memory: VmHWM (reset per statement) and a 50 ms VmRSS poller ----

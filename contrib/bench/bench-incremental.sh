@@ -25,71 +25,27 @@
 set -eu
 export LC_ALL=C
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-PGBR=${PGBR_BIN:-$ROOT/bin/pgbr}
+# shellcheck source=contrib/bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 SCALE=${BENCH_PGBENCH_SCALE:-50}
-RUNUSER=${PGBR_TEST_PGUSER:-pgtest}
-PGBIN=${PG_BINDIR:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}
-[ -x "$PGBIN/initdb" ] || PGBIN=/usr/lib/postgresql/15/bin
-PSQL=$PGBIN/psql
-unset PGHOST PGPORT PGUSER PGDATABASE PGSERVICE PGOPTIONS PGSSLMODE PGPASSWORD
 
-[ -x "$PGBR" ] || { echo "bench: $PGBR not found; run make first" >&2; exit 1; }
 case "$SCALE" in *[!0-9]* | '') echo "bench: BENCH_PGBENCH_SCALE must be an integer" >&2; exit 1 ;; esac
 
 T=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/pgbr_bench_incr_XXXXXX")
 chmod 755 "$T"
 mkdir -p "$T/pg" "$T/extio" "$T/log"
-if [ "$(id -u)" = 0 ]; then
-    id -u "$RUNUSER" >/dev/null 2>&1 || useradd -m -s /bin/sh "$RUNUSER"
-    chown "$RUNUSER" "$T/pg"
-fi
-as_pg() {
-    if [ "$(id -u)" = 0 ]; then (cd "$T" && runuser -u "$RUNUSER" -- "$@"); else "$@"; fi
-}
-free_port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 12000))
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-    done
-}
-wait_port() {
-    for _ in $(seq 1 300); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
-PGBR_PID=
-cleanup() {
-    set +e
-    [ -n "$PGBR_PID" ] && kill -TERM "$PGBR_PID" 2>/dev/null && wait "$PGBR_PID" 2>/dev/null
-    [ -f "$T/pg/data/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$T/pg/data" -m immediate -w stop >/dev/null 2>&1
-    if [ -n "${BENCH_KEEP:-}" ]; then echo "bench: kept $T"; else rm -rf "$T"; fi
-}
-trap cleanup EXIT
+pg_owns "$T/pg"
+trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
-die() { echo "bench: $*" >&2; exit 1; }
 
 PG_PORT=$(free_port)
 PGBR_PORT=$(free_port)
 while [ "$PGBR_PORT" = "$PG_PORT" ]; do PGBR_PORT=$(free_port); done
-q() { # db sql
-    PGOPTIONS='-c client_min_messages=warning' "$PSQL" -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$1" -c "$2"
-}
-pgbr_sql() { # name sql
-    "$PSQL" -X -v ON_ERROR_STOP=1 -v VERBOSITY=verbose -h 127.0.0.1 -p "$PGBR_PORT" -U postgres -d postgres \
-        -c "$2" >"$T/log/$1.out" 2>"$T/log/$1.err" || { cat "$T/log/$1.err" >&2; die "$1 failed"; }
-}
-secs_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }
-mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
 timed() { # name sql -> seconds
     q postgres CHECKPOINT
     local t0=$EPOCHREALTIME
-    pgbr_sql "$1" "$2"
+    pgbr_sql "$1" "$2" || { cat "$T/log/$1.err" >&2; die "$1 failed"; }
     secs_since "$t0"
 }
 

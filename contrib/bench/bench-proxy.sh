@@ -14,54 +14,25 @@
 # As root, PostgreSQL and PgBouncer (both refuse root) run as user pgtest.
 set -eu
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-PGBR=${PGBR_BIN:-$ROOT/bin/pgbr}
+# shellcheck source=contrib/bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 SECS=${BENCH_SECONDS:-20}
 CLIENTS=${BENCH_CLIENTS:-8}
 SCALE=${BENCH_SCALE:-10}
 IDLE=${BENCH_IDLE:-1000}
-RUNUSER=${PGBR_TEST_PGUSER:-pgtest}
-PGBIN=${PG_BINDIR:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}
-[ -x "$PGBIN/initdb" ] || PGBIN=/usr/lib/postgresql/15/bin
 PGBOUNCER=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
-unset PGHOST PGPORT PGUSER PGDATABASE PGSERVICE PGOPTIONS PGSSLMODE PGPASSWORD
 
-[ -x "$PGBR" ] || { echo "bench: $PGBR not found; run make first" >&2; exit 1; }
 [ -x "$PGBOUNCER" ] || { echo "bench: pgbouncer not installed (contrib/install-deps.sh)" >&2; exit 1; }
 
 T=$(mktemp -d /tmp/pgbr_bench_XXXXXX)
 chmod 755 "$T"
 mkdir -p "$T/pg" "$T/pgb"
-if [ "$(id -u)" = 0 ]; then
-    id -u "$RUNUSER" >/dev/null 2>&1 || useradd -m -s /bin/sh "$RUNUSER"
-    chown "$RUNUSER" "$T/pg" "$T/pgb"
-fi
-as_pg() {
-    if [ "$(id -u)" = 0 ]; then (cd "$T" && runuser -u "$RUNUSER" -- "$@"); else "$@"; fi
-}
+pg_owns "$T/pg" "$T/pgb"
 
-free_port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 12000))
-        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-    done
-}
-wait_port() {
-    for _ in $(seq 1 300); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
-PGBR_PID=
 cleanup() {
     set +e
-    [ -n "$PGBR_PID" ] && kill -TERM "$PGBR_PID" 2>/dev/null && wait "$PGBR_PID" 2>/dev/null
     [ -f "$T/pgb/pgbouncer.pid" ] && kill -TERM "$(cat "$T/pgb/pgbouncer.pid")" 2>/dev/null
-    [ -f "$T/pg/data/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$T/pg/data" -m immediate -w stop >/dev/null 2>&1
-    if [ -n "${BENCH_KEEP:-}" ]; then echo "bench: kept $T"; else rm -rf "$T"; fi
+    bench_cleanup
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -1,7 +1,8 @@
 /*
  * cdc.h - change data capture: the decoder that turns the binary messages of
  * PostgreSQL's pgoutput plugin (proto_version 1, no binary option) into
- * pgbr's change lines, and the helpers a reader of change lines needs.
+ * pgbr's change lines, and the helpers a writer (the COPY text escape) and a
+ * reader of change lines need.
  *
  * Change lines (pgbr's change-file record format, version 1; also in
  * docs/format.md, "Change lines")
@@ -136,6 +137,12 @@ bool cdc_lsn_parse(const char *text, uint64_t *lsn);
 /* Format an LSN as pg_lsn text ("16/B374D848": upper-case hex, no leading
  * zeros), NUL-terminated. */
 void cdc_lsn_format(uint64_t lsn, char out[CDC_LSN_TEXT_SIZE]);
+
+/* Escape s[0..n) as COPY text, as change lines carry names and values: a
+ * backslash, TAB, LF, CR, BS, FF and VT become \\ \t \n \r \b \f \v,
+ * every other byte stays as it is. Writes into out, which needs room for
+ * 2 * n bytes, and returns the bytes written (no NUL is added). */
+size_t cdc_escape(char *out, const char *s, size_t n);
 
 /* Reader helpers. A reader takes a line without its LF, splits it into fields
  * with cdc_split_fields(), compares whole fields with "\N" (NULL) and "\U"

@@ -809,6 +809,27 @@ static void test_split_unescape(void)
 #undef UNESC_BAD
 }
 
+/* cdc_escape writes what cdc_unescape reads, within 2 * n bytes. */
+static void test_escape(void)
+{
+    static const char in[] = "a\tb\nc\rd\\e\bf\fg\vh\xc3\xa9";
+    static const char want[] = "a\\tb\\nc\\rd\\\\e\\bf\\fg\\vh\xc3\xa9";
+    char out[2 * (sizeof in - 1) + 1];
+    size_t n;
+
+    memset(out, '#', sizeof out);
+    n = cdc_escape(out, in, sizeof in - 1);
+    tap_ok(n == sizeof want - 1 && memcmp(out, want, n) == 0, "escape: the seven escapes, other bytes as they are");
+    tap_ok(out[sizeof out - 1] == '#', "escape: nothing written past 2 * n bytes");
+    memset(out, '#', sizeof out);
+    tap_ok(cdc_escape(out, "\t\t", 2) == 4 && memcmp(out, "\\t\\t", 4) == 0 && out[4] == '#',
+           "escape: only escapes take exactly 2 * n bytes");
+    tap_is_int((int)cdc_escape(out, "", 0), 0, "escape: empty in, nothing out");
+    n = cdc_escape(out, in, sizeof in - 1);
+    out[n] = '\0';
+    tap_ok(cdc_unescape(out, &n) && n == sizeof in - 1 && memcmp(out, in, n) == 0, "escape: unescape gives it back");
+}
+
 /* Random values through the decoder, back through split and unescape. */
 static void test_round_trip(void)
 {
@@ -933,6 +954,7 @@ int main(void)
     test_many_relations();
     test_lsn();
     test_split_unescape();
+    test_escape();
     test_round_trip();
     test_big_value();
     cdc_decoder_free(NULL);

@@ -14,7 +14,8 @@
  * bytes actually read). Relations live in an open-addressing hash table keyed
  * by relid (relid 0, InvalidOid, marks an empty slot and is refused in 'R').
  *
- * Also here: the LSN text helpers and the reader's field split and COPY text
+ * Also here: the LSN text helpers, the COPY text escape (which RESTORE uses
+ * too, to rename a relation in an R line) and the reader's field split and
  * unescape, so writer and reader of change lines share one file.
  */
 #include "pgbr/cdc.h"
@@ -28,6 +29,7 @@
 #include "pgbr/buf.h"
 
 #define CDC_MIN_SLOTS 16
+#define CDC_ESCAPE_PIECE 4096
 
 typedef struct cdc_relation {
     uint32_t relid;
@@ -202,30 +204,21 @@ static void out_lsn(cdc_decoder *d, uint64_t lsn)
     out_str(d, text);
 }
 
-/* COPY text escaping: runs of plain bytes are copied at once. */
+/* COPY text escaping, in pieces: the line grows with what is written, not
+ * by twice the value at once. */
 static void out_escaped(cdc_decoder *d, const char *s, size_t n)
 {
-    size_t run = 0;
+    while (n > 0 && !d->out_failed) {
+        size_t piece = n < CDC_ESCAPE_PIECE ? n : CDC_ESCAPE_PIECE;
 
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        char esc;
-
-        switch (c) {
-        case '\\': esc = '\\'; break;
-        case '\t': esc = 't'; break;
-        case '\n': esc = 'n'; break;
-        case '\r': esc = 'r'; break;
-        case '\b': esc = 'b'; break;
-        case '\f': esc = 'f'; break;
-        case '\v': esc = 'v'; break;
-        default: continue;
+        if (!pgbr_buf_reserve(&d->line, 2 * piece, &d->out_err)) {
+            d->out_failed = true;
+            return;
         }
-        out_bytes(d, s + run, i - run);
-        out_bytes(d, (char[2]){ '\\', esc }, 2);
-        run = i + 1;
+        d->line.len += cdc_escape((char *)d->line.data + d->line.len, s, piece);
+        s += piece;
+        n -= piece;
     }
-    out_bytes(d, s + run, n - run);
 }
 
 /* ---------------------------------------------------------------------------
@@ -311,14 +304,21 @@ static bool emit_pending(cdc_decoder *d, cdc_relation *rel, pgbr_error *err)
     return true;
 }
 
+/* False with the reason when building the line ran out of memory. */
+static bool built_ok(cdc_decoder *d, pgbr_error *err)
+{
+    if (!d->out_failed)
+        return true;
+    pgbr_error_move(err, &d->out_err);
+    d->out_failed = false;
+    return false;
+}
+
 /* Hand the built line on (after the R line of rel, when pending). */
 static bool emit_built(cdc_decoder *d, cdc_relation *rel, pgbr_error *err)
 {
-    if (d->out_failed) {
-        pgbr_error_move(err, &d->out_err);
-        d->out_failed = false;
+    if (!built_ok(d, err))
         return false;
-    }
     if (rel != NULL && !emit_pending(d, rel, err))
         return false;
     return emit_line(d, (const char *)d->line.data, d->line.len, err);
@@ -491,13 +491,8 @@ static bool decode_relation(cdc_decoder *d, cdc_reader *r, pgbr_error *err)
             return false;
         out_escaped(d, s, n);
     }
-    if (!rd_end(r))
+    if (!rd_end(r) || !built_ok(d, err))
         return false;
-    if (d->out_failed) {
-        pgbr_error_move(err, &d->out_err);
-        d->out_failed = false;
-        return false;
-    }
 
     rel = rel_find(d, relid);
     if (rel != NULL && rel->rline_len == d->line.len && memcmp(rel->rline, d->line.data, d->line.len) == 0)
@@ -526,38 +521,48 @@ static bool decode_relation(cdc_decoder *d, cdc_reader *r, pgbr_error *err)
     return true;
 }
 
-static bool decode_insert(cdc_decoder *d, cdc_reader *r, pgbr_error *err)
+/* The start of an I, U or D message: inside a transaction, a known relid;
+ * the line starts "<kind><TAB><relid>". */
+static cdc_relation *change_start(cdc_decoder *d, cdc_reader *r, const char *what, const char *kind)
 {
     cdc_relation *rel;
-    uint8_t tag;
 
-    if (!need_txn(d, r, "insert") || (rel = read_rel(d, r)) == NULL)
-        return false;
-    if (!rd_u8(r, &tag, "new tuple tag"))
-        return false;
-    if (tag != 'N')
-        return rd_fail(r, "new tuple tag is 0x%02x, not 'N'", tag);
-    out_str(d, "I\t");
+    if (!need_txn(d, r, what) || (rel = read_rel(d, r)) == NULL)
+        return NULL;
+    out_str(d, kind);
     out_u64(d, rel->relid);
-    if (!read_tuple(d, r, rel) || !rd_end(r))
-        return false;
-    if (!emit_built(d, rel, err))
+    return rel;
+}
+
+/* The end of an I, U or D message: its last tuple and nothing after it;
+ * then the line goes out. */
+static bool change_end(cdc_decoder *d, cdc_reader *r, cdc_relation *rel, pgbr_error *err)
+{
+    if (!read_tuple(d, r, rel) || !rd_end(r) || !emit_built(d, rel, err))
         return false;
     d->stats.changes++;
     return true;
 }
 
-static bool decode_update(cdc_decoder *d, cdc_reader *r, pgbr_error *err)
+static bool decode_insert(cdc_decoder *d, cdc_reader *r, pgbr_error *err)
 {
-    cdc_relation *rel;
+    cdc_relation *rel = change_start(d, r, "insert", "I\t");
     uint8_t tag;
 
-    if (!need_txn(d, r, "update") || (rel = read_rel(d, r)) == NULL)
+    if (rel == NULL || !rd_u8(r, &tag, "new tuple tag"))
         return false;
-    if (!rd_u8(r, &tag, "tuple tag"))
+    if (tag != 'N')
+        return rd_fail(r, "new tuple tag is 0x%02x, not 'N'", tag);
+    return change_end(d, r, rel, err);
+}
+
+static bool decode_update(cdc_decoder *d, cdc_reader *r, pgbr_error *err)
+{
+    cdc_relation *rel = change_start(d, r, "update", "U\t");
+    uint8_t tag;
+
+    if (rel == NULL || !rd_u8(r, &tag, "tuple tag"))
         return false;
-    out_str(d, "U\t");
-    out_u64(d, rel->relid);
     if (tag == 'K' || tag == 'O') {
         out_tab(d);
         out_bytes(d, &tag, 1);
@@ -568,35 +573,21 @@ static bool decode_update(cdc_decoder *d, cdc_reader *r, pgbr_error *err)
     }
     if (tag != 'N')
         return rd_fail(r, "tuple tag is 0x%02x, not 'K', 'O' or 'N'", tag);
-    if (!read_tuple(d, r, rel) || !rd_end(r))
-        return false;
-    if (!emit_built(d, rel, err))
-        return false;
-    d->stats.changes++;
-    return true;
+    return change_end(d, r, rel, err);
 }
 
 static bool decode_delete(cdc_decoder *d, cdc_reader *r, pgbr_error *err)
 {
-    cdc_relation *rel;
+    cdc_relation *rel = change_start(d, r, "delete", "D\t");
     uint8_t tag;
 
-    if (!need_txn(d, r, "delete") || (rel = read_rel(d, r)) == NULL)
-        return false;
-    if (!rd_u8(r, &tag, "old tuple tag"))
+    if (rel == NULL || !rd_u8(r, &tag, "old tuple tag"))
         return false;
     if (tag != 'K' && tag != 'O')
         return rd_fail(r, "old tuple tag is 0x%02x, not 'K' or 'O'", tag);
-    out_str(d, "D\t");
-    out_u64(d, rel->relid);
     out_tab(d);
     out_bytes(d, &tag, 1);
-    if (!read_tuple(d, r, rel) || !rd_end(r))
-        return false;
-    if (!emit_built(d, rel, err))
-        return false;
-    d->stats.changes++;
-    return true;
+    return change_end(d, r, rel, err);
 }
 
 static bool decode_truncate(cdc_decoder *d, cdc_reader *r, pgbr_error *err)
@@ -625,10 +616,8 @@ static bool decode_truncate(cdc_decoder *d, cdc_reader *r, pgbr_error *err)
         out_tab(d);
         out_u64(d, rel->relid);
     }
-    if (!rd_end(r))
+    if (!rd_end(r) || !built_ok(d, err))
         return false;
-    if (d->out_failed)
-        return emit_built(d, NULL, err);
     /* every relid is known (checked above): their R lines go first */
     r->pos = first;
     for (uint32_t i = 0; i < nrelids; i++) {
@@ -778,8 +767,36 @@ void cdc_lsn_format(uint64_t lsn, char out[CDC_LSN_TEXT_SIZE])
 }
 
 /* ---------------------------------------------------------------------------
- * Reader helpers
+ * COPY text escaping, and the reader helpers
  * ------------------------------------------------------------------------- */
+
+/* Runs of plain bytes are copied at once. */
+size_t cdc_escape(char *out, const char *s, size_t n)
+{
+    size_t run = 0, w = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        char esc;
+
+        switch (s[i]) {
+        case '\\': esc = '\\'; break;
+        case '\t': esc = 't'; break;
+        case '\n': esc = 'n'; break;
+        case '\r': esc = 'r'; break;
+        case '\b': esc = 'b'; break;
+        case '\f': esc = 'f'; break;
+        case '\v': esc = 'v'; break;
+        default: continue;
+        }
+        memcpy(out + w, s + run, i - run);
+        w += i - run;
+        out[w++] = '\\';
+        out[w++] = esc;
+        run = i + 1;
+    }
+    memcpy(out + w, s + run, n - run);
+    return w + n - run;
+}
 
 int cdc_split_fields(char *line, size_t len, char **fields, int max)
 {

@@ -357,31 +357,6 @@ static bool room(chain_apply *ca, size_t n, pgbr_error *err)
     return true;
 }
 
-/* COPY-text escaping of a name, as the decoder writes it. */
-static size_t escape_into(char *out, const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++) {
-        char c = *s, e = 0;
-        switch (c) {
-        case '\\': e = '\\'; break;
-        case '\t': e = 't'; break;
-        case '\n': e = 'n'; break;
-        case '\r': e = 'r'; break;
-        case '\b': e = 'b'; break;
-        case '\f': e = 'f'; break;
-        case '\v': e = 'v'; break;
-        default: break;
-        }
-        if (e) {
-            out[n++] = '\\';
-            out[n++] = e;
-        } else
-            out[n++] = c;
-    }
-    return n;
-}
-
 static bool malformed(chain_apply *ca, pgbr_error *err)
 {
     return pgbr_error_set(err, "XX001", "backup file \"%s\" is corrupted: a change line is malformed", ca->file);
@@ -421,9 +396,9 @@ static bool chain_line(chain_apply *ca, const char *line, size_t len, pgbr_error
         if (!room(ca, head + 2 * (strlen(r->top->schema) + strlen(r->top->name)) + 1 + tail, err))
             return false;
         memcpy(ca->line, line, head);
-        size_t n = head + escape_into(ca->line + head, r->top->schema);
+        size_t n = head + cdc_escape(ca->line + head, r->top->schema, strlen(r->top->schema));
         ca->line[n++] = '\t';
-        n += escape_into(ca->line + n, r->top->name);
+        n += cdc_escape(ca->line + n, r->top->name, strlen(r->top->name));
         memcpy(ca->line + n, rest, tail);
         return cdc_apply_line(ca->apply, ca->line, n + tail, err);
     }
