@@ -107,10 +107,27 @@ typedef struct backup_request {
      * imported the snapshot and before any data is read. NULL: none. */
     void (*after_snapshot)(void *arg, const char *database, const char *snapshot);
     void *after_snapshot_arg;
-    /* Called with the progress arg once the backup owns its directory:
-     * {"prefix": "<dir relative to the collection>"}, so a later run of the
-     * same job can remove what this one left (backup_discard). NULL: none. */
+    /* Test hook: called (from a copy thread, the others waiting) each time
+     * one of a database's files is durable, with how many are and of how
+     * many. NULL: none. */
+    void (*after_file)(void *arg, const char *database, size_t done, size_t total);
+    /* Called with the progress arg (never two at a time) with the backup's
+     * checkpoint (JSON, src/backup/engine_resume.c): once it owns its
+     * directory, as tables are copied (at most once a second) and when a
+     * database is done. NULL: none. */
     void (*save_checkpoint)(void *arg, const char *json);
+    /* The last checkpoint of an earlier run of the same job, or NULL. A full
+     * backup continues: the tables it lists are kept, what is left is read
+     * under a new snapshot, and the listed tables' changes between the two
+     * points come from the chain's slot (databases with a change stream;
+     * the others are read again). An incremental layer starts over (its
+     * earlier directory is removed). */
+    const char *checkpoint;
+    /* After a failure (err; 57014 when the progress callback asked to
+     * stop): true when the job will run again (a pause, a retry) and what
+     * was written is to be kept for it; false to remove it all (a cancel,
+     * a failure). NULL: always remove. */
+    bool (*keep_partial)(void *arg, const pgbr_error *err);
 } backup_request;
 
 /*

@@ -1,9 +1,11 @@
 #!/usr/bin/perl
 # Jobs under pause, resume, cancel, crash and node loss (docs/operations.md),
 # against a real PostgreSQL with a pgbench -s 20 database:
-#  - a backup paused while writes go on, then resumed: no pgbr connection
-#    to the database while it is paused, and the finished backup restores
-#    to exactly what its snapshot saw;
+#  - a backup paused with all its files but one written, while writes go
+#    on, then resumed: no pgbr connection to the database while it is
+#    paused; the resumed run keeps what was read, reads the rest under a
+#    new snapshot and takes the changes made meanwhile from the chain's
+#    slot; the finished backup restores to exactly what that snapshot saw;
 #  - a restore paused while it loads, then resumed: the result equals the
 #    backup;
 #  - cancel while a backup runs, while a restore loads, while a restore
@@ -143,11 +145,16 @@ my $source = sums('bench');
 # A. pause a backup, write meanwhile, resume
 # ---------------------------------------------------------------------------
 rearm('bench');
+spew("$snapdir/bench.hold", '');
 my $job = detached("BACKUP DATABASE bench INTO 'nodelocal://0/paused'", 'a detached backup');
 held_snapshot('bench');
-control('PAUSE', $job);
 release('bench');
+ok(wait_for(sub { -e "$snapdir/bench.held" }, 120, 0.05), 'the backup has written all its files but the last');
+control('PAUSE', $job);
+unlink "$snapdir/bench.hold";
 is(wait_status($job, 'paused|succeeded|failed'), 'paused', 'the backup pauses at a chunk boundary');
+like(job_row($job, 'checkpoint::text'), qr/"tables": \[\{/, 'its checkpoint lists the tables it has read');
+ok(scalar(glob("$extern/paused/*/*/*/data/bench/*")), 'their files are kept while it is paused');
 ok(wait_for(sub { pgbr_sessions('bench') == 0 }, 30, 0.1), 'while paused pgbr has no session (no transaction, no snapshot) in the database');
 is(job_row($job, "coalesce(coordinator_id::text, 'none') || ' ' || coalesce(lease_expires::text, 'none')"), 'none none',
 	'a paused job has no node and no lease');
@@ -161,6 +168,10 @@ my $at_resume = snapshot_sums('bench', $resumed);
 isnt($at_resume->{pgbench_history}, $source->{pgbench_history}, 'the resumed backup sees the writes made during the pause');
 release('bench');
 is(wait_status($job, 'succeeded|failed|canceled'), 'succeeded', 'the resumed backup succeeds');
+like($pgbr->log_content, qr/backup job $job: continues in nodelocal:.*tables kept from the last run/s,
+	'it continued from its checkpoint, keeping the tables read before the pause');
+like($pgbr->log_content, qr/backup job $job: database "bench": \d+ transactions \(\d+ change lines\) from slot/,
+	'and took the changes made meanwhile to them from the chain\'s slot');
 restore_and_compare('paused', 'bench_paused', $at_resume, 'the resumed backup restores to exactly what its snapshot saw');
 $source = sums('bench');
 

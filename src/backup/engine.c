@@ -20,6 +20,7 @@
 
 #include "engine_int.h"
 #include "pgbr/buf.h"
+#include "pgbr/cdc.h"
 #include "pgbr/log.h"
 #include "pgbr/manifest.h"
 
@@ -190,11 +191,31 @@ typedef struct db_run {
     engine_layer_db *layer;         /* an incremental layer's database (incremental.c), else NULL */
     engine_stream stream;           /* the chain's slot, when this full backup created one */
     bool have_stream;
+    struct engine_cp *cp;           /* the backup's checkpoint (full backups) */
+    /* a resumed database: the checkpoint's entry (its chain slot,
+     * publication and the tables read before), the tables kept from it */
+    const json_t *resume;
+    json_t *kept;                   /* array of table entries */
+    PGresult *cols;                 /* the tables' columns under the snapshot */
 } db_run;
+
+/* The checkpoint of a full backup while it runs (engine_resume.c gives the
+ * format): the entries of the databases done, and the one being copied. */
+typedef struct engine_cp {
+    const backup_request *req;
+    void *arg;
+    const char *prefix;
+    json_t *dbs;
+    db_run *cur;                    /* under the copy mutex while copying */
+    int64_t last_ms;
+    size_t files_done;              /* of cur, under the copy mutex */
+} engine_cp;
 
 static void db_run_free(db_run *r)
 {
     engine_stream_free(&r->stream);
+    json_decref(r->kept);
+    PQclear(r->cols);
     for (int i = 0; i < r->nconns; i++)
         if (r->conns[i])
             PQfinish(r->conns[i]);
@@ -222,6 +243,22 @@ static void db_run_free(db_run *r)
     free(r->dbcomp);
 }
 
+/* The chain slot and publication of r's database: the checkpoint's when
+ * resumed, else the ones this run created (NULL: none). */
+static const char *db_slot(const db_run *r)
+{
+    if (r->resume)
+        return json_string_value(json_object_get(r->resume, "slot"));
+    return r->have_stream && !r->layer ? r->stream.slot : NULL;
+}
+
+static const char *db_publication(const db_run *r)
+{
+    if (r->resume)
+        return json_string_value(json_object_get(r->resume, "publication"));
+    return r->have_stream && !r->layer ? r->stream.publication : NULL;
+}
+
 static PGresult *query(PGconn *conn, const char *sql, pgbr_error *err)
 {
     PGresult *res = PQexec(conn, sql);
@@ -247,8 +284,8 @@ static bool take_snapshot(db_run *r, pgbr_error *err)
     if (r->server_num < 120000)
         return pgbr_error_set(err, "0A000", "pgbr backups need PostgreSQL 12 or later (server is %s)",
                               r->server_version ? r->server_version : "?");
-    if (r->layer) {
-        /* an incremental layer: a temporary slot exports the snapshot the
+    if (r->layer || (r->resume && db_slot(r))) {
+        /* an incremental layer, or a resumed database: a temporary slot exports the snapshot the
          * layer's whole tables and schema are read under; its consistent
          * point is where the layer's change stream ends */
         char tmp[64];
@@ -262,6 +299,9 @@ static bool take_snapshot(db_run *r, pgbr_error *err)
         char slot[64], pub[64];
         snprintf(slot, sizeof slot, "pgbr_%" PRId64 "_%zu", r->req->job_id, r->dbi);
         snprintf(pub, sizeof pub, "pgbr_%" PRId64, r->req->job_id);
+        /* an earlier run of the job that got no further may have left them */
+        if (r->req->checkpoint)
+            engine_stream_drop(r->req->conninfo, r->dbname, slot, pub);
         bool ok = engine_stream_create(r->exporter, r->req->conninfo, r->dbname, slot, pub, r->filter, r->nfilter,
                                        r->filtered, &r->stream, &r->have_stream, err);
         if (r->stream.created_slot || r->stream.created_pub) {
@@ -759,9 +799,7 @@ static bool add_dataless_relations(db_run *r, manifest_database *mdb, PGresult *
 /* Tables, columns and files of one database into the manifest. */
 static bool add_tables(db_run *r, manifest_database *mdb, backup_result *out, pgbr_error *err)
 {
-    PGresult *cols = query(r->exporter, columns_sql, err);
-    if (!cols)
-        return false;
+    PGresult *cols = r->cols;
     bool ok = true;
     size_t k = 0;
     for (size_t i = 0; ok && i < r->ntables; i++) {
@@ -797,8 +835,16 @@ static bool add_tables(db_run *r, manifest_database *mdb, backup_result *out, pg
         out->index_entries += mt->rows * t->secondary_indexes;
     }
     ok = ok && add_dataless_relations(r, mdb, cols, err);
-    PQclear(cols);
     return ok;
+}
+
+/* A resumed database: the tables an earlier run read, with their files. */
+static bool add_kept_tables(db_run *r, manifest_database *mdb, backup_result *out, pgbr_error *err)
+{
+    for (size_t k = 0; r->kept && k < json_array_size(r->kept); k++)
+        if (!engine_resume_add_table(mdb, json_array_get(r->kept, k), out, err))
+            return false;
+    return true;
 }
 
 /* targets.resolved: the database, or a table backup's relations. */
@@ -814,12 +860,146 @@ static bool add_resolved_targets(const db_run *r, manifest *m, pgbr_error *err)
     return true;
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* r's checkpoint entry: the tables kept from an earlier run and those of
+ * this run whose files are all durable (every table when complete). */
+static json_t *db_entry(const db_run *r, bool complete)
+{
+    json_t *tables = json_array();
+    for (size_t k = 0; r->kept && k < json_array_size(r->kept); k++)
+        json_array_append(tables, json_array_get(r->kept, k));
+    size_t k = 0;
+    for (size_t t = 0; t < r->ntables; t++) {
+        bool all = true;
+        for (; k < r->nchunks && r->chunks[k].table == t; k++)
+            all = all && r->chunks[k].done;
+        if (all || complete)
+            json_array_append_new(tables, engine_resume_table_json(&r->tables[t], r->chunks, r->nchunks, t,
+                                                                   strlen(r->prefix) + 1, r->cols, r->lsn));
+    }
+    const char *slot = db_slot(r), *pub = db_publication(r);
+    return json_pack("{s:s, s:o, s:o, s:s, s:b, s:o}", "name", r->dbname, "slot",
+                     slot ? json_string(slot) : json_null(), "publication", pub ? json_string(pub) : json_null(),
+                     "lsn", r->lsn ? r->lsn : "0/0", "complete", complete, "tables", tables);
+}
+
+static void cp_save(engine_cp *cp, bool force)
+{
+    if (!cp || !cp->req->save_checkpoint)
+        return;
+    int64_t now = mono_ms();
+    if (!force && now - cp->last_ms < 1000)
+        return;
+    cp->last_ms = now;
+    json_t *dbs = json_array();
+    for (size_t i = 0; i < json_array_size(cp->dbs); i++)
+        json_array_append(dbs, json_array_get(cp->dbs, i));
+    if (cp->cur)
+        json_array_append_new(dbs, db_entry(cp->cur, false));
+    json_t *root = json_pack("{s:s, s:o}", "prefix", cp->prefix, "dbs", dbs);
+    char *text = root ? json_dumps(root, JSON_COMPACT) : NULL;
+    if (text)
+        cp->req->save_checkpoint(cp->arg, text);
+    free(text);
+    json_decref(root);
+}
+
+/* engine_copy's file_done (under the copy mutex) */
+static void cp_file_done(void *arg)
+{
+    engine_cp *cp = arg;
+    cp->files_done++;
+    cp_save(cp, false);
+    if (cp->req->after_file && cp->cur)
+        cp->req->after_file(cp->req->after_snapshot_arg, cp->cur->dbname, cp->files_done, cp->cur->nwork);
+}
+
+/* A resumed database: keep the checkpoint's tables that still exist under
+ * the new snapshot and are in the chain's publication (their changes since
+ * come from the slot), take them out of what is copied, and read the rest.
+ * A keyless table (not published) is read again. */
+static bool resume_keep(db_run *r, pgbr_error *err)
+{
+    const char *pub = db_publication(r);
+    json_t *tables = json_object_get(r->resume, "tables");
+    r->kept = json_array();
+    if (!r->kept)
+        return pgbr_error_set(err, "53200", "out of memory");
+    if (!pub || json_array_size(tables) == 0)
+        return true;
+    const char *params[1] = { pub };
+    PGresult *res = PQexecParams(r->exporter,
+                                 "SELECT pr.prrelid::bigint FROM pg_catalog.pg_publication_rel pr "
+                                 "JOIN pg_catalog.pg_publication p ON p.oid = pr.prpubid WHERE p.pubname = $1",
+                                 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        pgclient_error_from(r->exporter, res, NULL, err);
+        PQclear(res);
+        return false;
+    }
+    size_t w = 0;
+    for (size_t t = 0; t < r->ntables; t++) {
+        engine_table *et = &r->tables[t];
+        const json_t *found = NULL;
+        for (size_t k = 0; !found && k < json_array_size(tables); k++)
+            if ((uint32_t)json_integer_value(json_object_get(json_array_get(tables, k), "oid")) == et->oid)
+                found = json_array_get(tables, k);
+        bool published = false;
+        for (int i = 0; found && !published && i < PQntuples(res); i++)
+            published = (uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10) == et->oid;
+        if (found && published) {
+            json_array_append(r->kept, (json_t *)found);
+            free(et->schema);
+            free(et->name);
+            free(et->select_sql);
+        } else {
+            r->tables[w++] = *et;
+        }
+    }
+    r->ntables = w;
+    PQclear(res);
+    log_info("backup job %" PRId64 ": database \"%s\": %zu tables kept from the last run, %zu to read",
+             r->req->job_id, r->dbname, json_array_size(r->kept), r->ntables);
+    return true;
+}
+
+/* A resumed database's catch-up: the kept tables' changes from the points
+ * they were read at up to this run's snapshot. */
+static bool resume_catchup(db_run *r, manifest_database *mdb, backup_result *out, pgbr_error *err)
+{
+    size_t n = json_array_size(r->kept);
+    engine_catchup_rel *rels = calloc(n ? n : 1, sizeof *rels);
+    if (!rels)
+        return pgbr_error_set(err, "53200", "out of memory");
+    for (size_t k = 0; k < n; k++) {
+        json_t *tj = json_array_get(r->kept, k);
+        rels[k].relid = (uint32_t)json_integer_value(json_object_get(tj, "oid"));
+        cdc_lsn_parse(json_string_value(json_object_get(tj, "lsn")), &rels[k].after_lsn);
+    }
+    uint64_t changes = 0;
+    bool ok = n == 0 || engine_capture_catchup(r->req, r->prefix, r->st, r->dbname, r->dbcomp, db_slot(r),
+                                               db_publication(r), r->lsn, rels, n, mdb, &changes, err);
+    free(rels);
+    for (size_t k = 0; ok && k < mdb->nchanges; k++) {
+        out->files++;
+        out->stored_bytes += mdb->changes[k]->stored_bytes;
+    }
+    return ok;
+}
+
 static bool backup_database(const backup_request *req, const char *prefix, storage *st,
-                            size_t dbi, manifest *m, stream_list *created, engine_layer_db *layer,
-                            backup_progress_fn progress, void *arg, backup_result *out, pgbr_error *err)
+                            size_t dbi, manifest *m, stream_list *created, engine_layer_db *layer, engine_cp *cpt,
+                            const json_t *resume, backup_progress_fn progress, void *arg, backup_result *out,
+                            pgbr_error *err)
 {
     db_run r = { .req = req, .dbname = req->databases[dbi], .prefix = prefix, .st = st, .dbi = dbi,
-                 .created = created, .layer = layer };
+                 .created = created, .layer = layer, .cp = cpt, .resume = resume };
     if (layer) {
         r.filtered = true;
         r.filter = layer->copy;
@@ -843,9 +1023,18 @@ static bool backup_database(const backup_request *req, const char *prefix, stora
         pgbr_error_set(err, "53200", "out of memory");
         goto done;
     }
-    if (!take_snapshot(&r, err))
+    /* a resumed database's chain slot: dropped if this run fails for good */
+    if (resume && db_slot(&r) && created && !stream_list_add(created, r.dbname, db_slot(&r), db_publication(&r))) {
+        pgbr_error_set(err, "53200", "out of memory");
         goto done;
-    if (!list_tables(&r, err) || !plan_chunks(&r, err))
+    }
+    if (!take_snapshot(&r, err) || !list_tables(&r, err))
+        goto done;
+    if (!(r.cols = query(r.exporter, columns_sql, err)))
+        goto done;
+    if (resume && db_slot(&r) && !resume_keep(&r, err))
+        goto done;
+    if (!plan_chunks(&r, err))
         goto done;
     if (req->after_snapshot)
         req->after_snapshot(req->after_snapshot_arg, r.dbname, r.snapshot);
@@ -877,6 +1066,12 @@ static bool backup_database(const backup_request *req, const char *prefix, stora
     cp.fraction_weight = 1.0 / (double)req->ndatabases;
     for (size_t i = 0; i < r.nchunks; i++)
         cp.total_estimate += r.chunks[i].estimate;
+    if (r.cp) {
+        r.cp->cur = &r;
+        r.cp->files_done = 0;
+        cp.file_done = cp_file_done;
+        cp.file_done_arg = r.cp;
+    }
     pthread_mutex_init(&cp.mutex, NULL);
     mutex_ready = true;
     if (!engine_copy_report(&cp, 0, "copying data")) {
@@ -922,11 +1117,12 @@ static bool backup_database(const backup_request *req, const char *prefix, stora
     manifest_database *mdb = manifest_add_database(m, r.dbname, err);
     ok = mdb && manifest_set_string(&mdb->schema_file, schema_rel, err) &&
          manifest_set_string(&mdb->schema_sha256, schema_sha, err) &&
-         add_tables(&r, mdb, out, err) && add_database_properties(&r, mdb, err) &&
+         add_tables(&r, mdb, out, err) && add_kept_tables(&r, mdb, out, err) &&
+         (!resume || !db_slot(&r) || resume_catchup(&r, mdb, out, err)) && add_database_properties(&r, mdb, err) &&
          add_sequences(&r, mdb, err) && add_resolved_targets(&r, m, err) &&
          manifest_set_string(&m->end_lsn, r.lsn, err) && manifest_set_string(&mdb->end_lsn, r.lsn, err) &&
-         (r.layer || !r.have_stream || (manifest_set_string(&mdb->slot_name, r.stream.slot, err) &&
-                                        manifest_set_string(&mdb->publication, r.stream.publication, err))) &&
+         (r.layer || !db_slot(&r) || (manifest_set_string(&mdb->slot_name, db_slot(&r), err) &&
+                                      manifest_set_string(&mdb->publication, db_publication(&r), err))) &&
          manifest_set_string(&m->server_version, r.server_version, err);
     free(schema_rel);
     m->server_version_num = r.server_num;
@@ -945,6 +1141,16 @@ done:
     if (mutex_ready)
         pthread_mutex_destroy(&cp.mutex);
     pgbr_error_clear(&cp.error);
+    if (r.cp) {
+        if (ok) {
+            json_array_append_new(r.cp->dbs, db_entry(&r, true));
+            r.cp->cur = NULL;
+            cp_save(r.cp, true);
+        } else if (req->keep_partial && req->keep_partial(arg, err)) {
+            cp_save(r.cp, true);    /* what this run got done, for the next */
+        }
+        r.cp->cur = NULL;
+    }
     db_run_free(&r);
     return ok;
 }
@@ -1045,19 +1251,35 @@ bool backup_run(const backup_request *req, backup_progress_fn progress, void *ar
     if (req->tables && (!req->ntables || req->cluster))
         return pgbr_error_set(err, "22023", "a table backup needs a relation count per database and "
                                             "cannot be a whole-server backup");
-    if (!layout_full_subdir(req->end_time_us, out->subdir, err))
+    /* an earlier run of the job: continue in its directory */
+    json_error_t jerr;
+    json_t *resume = req->checkpoint ? json_loads(req->checkpoint, 0, &jerr) : NULL;
+    const char *resume_prefix = json_string_value(json_object_get(resume, "prefix"));
+    if (resume_prefix && strlen(resume_prefix) + 2 <= sizeof out->subdir)
+        snprintf(out->subdir, sizeof out->subdir, "/%s", resume_prefix);
+    else if (!layout_full_subdir(req->end_time_us, out->subdir, err)) {
+        json_decref(resume);
         return false;
+    }
     const char *prefix = out->subdir + 1;   /* no leading '/' */
     storage *st = storage_open(req->collection_url, req->storage, err);
-    if (!st)
+    if (!st) {
+        json_decref(resume);
         return false;
+    }
     manifest *m = NULL;
     bool locked = false, ok = false;
     stream_list created = { 0 };
+    engine_cp cpt = { .req = req, .arg = arg, .prefix = prefix, .dbs = json_array() };
     if (!layout_lock_backup_dir(st, prefix, req->job_id, err))
         goto done;
     locked = true;
-    engine_note_prefix(req, arg, prefix);
+    if (resume_prefix) {
+        log_info("backup job %" PRId64 ": continues in %s%s", req->job_id, storage_display_url(st), out->subdir);
+        if (!engine_resume_clean(st, prefix, resume, err))
+            goto done;
+    }
+    cp_save(&cpt, true);
     m = manifest_new(err);
     if (!m)
         goto done;
@@ -1081,7 +1303,8 @@ bool backup_run(const backup_request *req, backup_progress_fn progress, void *ar
     for (size_t i = 0; i < req->ndatabases; i++) {
         log_info("backup job %" PRId64 ": database \"%s\" into %s%s", req->job_id,
                  req->databases[i], storage_display_url(st), out->subdir);
-        if (!backup_database(req, prefix, st, i, m, &created, NULL, progress, arg, out, err))
+        if (!backup_database(req, prefix, st, i, m, &created, NULL, &cpt, engine_resume_db(resume, req->databases[i]),
+                             progress, arg, out, err))
             goto done;
     }
     if (progress && !progress(arg, 0.99, "writing manifest")) {
@@ -1099,13 +1322,26 @@ bool backup_run(const backup_request *req, backup_progress_fn progress, void *ar
     if (!write_manifest(st, prefix, m, err) || !layout_write_latest(st, out->subdir, now_us(), err))
         goto done;
     ok = true;
+    /* a resumed database's slot moves from where the last run read to
+     * where this one did (a no-op for the others) */
+    if (resume_prefix)
+        engine_advance_slots(req, m);
     if (previous[0] && strcmp(previous, out->subdir) != 0)
         supersede_chain(req, st, previous);
     if (progress)
         progress(arg, 1.0, "succeeded");
 done:
+    if (!ok && locked && req->keep_partial && req->keep_partial(arg, err)) {
+        /* a pause or a retry: the next run continues from the checkpoint */
+        log_info("backup job %" PRId64 ": stopped; %s%s is kept for the next run", req->job_id,
+                 storage_display_url(st), out->subdir);
+        stream_list_drop(&created, NULL);
+        locked = false;
+    }
     /* a failed backup drops the slots and publications it created */
     stream_list_drop(&created, ok ? NULL : req->conninfo);
+    json_decref(resume);
+    json_decref(cpt.dbs);
     if (!ok && locked) {
         pgbr_error e2 = PGBR_ERROR_INIT;
         if (!storage_delete_prefix(st, prefix, &e2))
@@ -1161,7 +1397,7 @@ bool engine_backup_database(const backup_request *req, const char *prefix, stora
                             pgbr_error *err)
 {
     size_t before = m->ndatabases;
-    bool ok = backup_database(req, prefix, st, dbi, m, NULL, layer, progress, arg, out, err);
+    bool ok = backup_database(req, prefix, st, dbi, m, NULL, layer, NULL, NULL, progress, arg, out, err);
     layer->mdb = ok && m->ndatabases > before ? m->databases[m->ndatabases - 1] : NULL;
     return ok;
 }

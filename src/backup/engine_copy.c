@@ -229,8 +229,12 @@ static bool copy_file(engine_copy *cp, PGconn *conn, engine_chunk *head, pgbr_er
         }
     if (!storage_write_commit(cw.w, err))
         return false;
+    pthread_mutex_lock(&cp->mutex);
     for (engine_chunk *c = head; c; c = c->next_in_file)
         c->done = true;
+    if (cp->file_done)
+        cp->file_done(cp->file_done_arg);
+    pthread_mutex_unlock(&cp->mutex);
     return true;
 }
 

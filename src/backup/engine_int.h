@@ -81,12 +81,16 @@ bool engine_backup_database(const backup_request *req, const char *prefix, stora
                             pgbr_error *err);
 
 /* A resumed full backup's catch-up (incremental.c): the changes of the
- * tables only (relids) from the chain's slot up to end_lsn (a TRUNCATE
+ * tables only (relids, each from its own point) from the chain's slot up to end_lsn (a TRUNCATE
  * narrowed to them), into prefix/changes/<dbcomp>/0.pgbr, recorded in
  * mdb; *changes their number. */
+typedef struct engine_catchup_rel {
+    uint32_t relid;
+    uint64_t after_lsn;         /* only transactions committed after this */
+} engine_catchup_rel;
 bool engine_capture_catchup(const backup_request *req, const char *prefix, storage *st, const char *dbname,
                             const char *dbcomp, const char *slot, const char *publication, const char *end_lsn,
-                            const uint32_t *only, size_t nonly, manifest_database *mdb, uint64_t *changes,
+                            const engine_catchup_rel *only, size_t nonly, manifest_database *mdb, uint64_t *changes,
                             pgbr_error *err);
 /* After the backup is durable: move each database's slot to its end_lsn. */
 void engine_advance_slots(const backup_request *req, const manifest *m);
@@ -145,6 +149,10 @@ typedef struct engine_copy {
     uint64_t done_estimate; /* mutex */
     bool failed;            /* mutex (read racily as a hint) */
     pgbr_error error;       /* mutex: the first failure */
+    /* called under mutex once a file is durable and its chunks marked
+     * done; NULL: none */
+    void (*file_done)(void *arg);
+    void *file_done_arg;
 } engine_copy;
 
 /* Start one thread per connection; each takes chunks until none is left. */
@@ -155,5 +163,24 @@ bool engine_copy_join(engine_copy *cp, pthread_t *threads, int nstarted, pgbr_er
 void engine_copy_abort(engine_copy *cp);
 /* Report progress under the mutex; false when the callback asked to cancel. */
 bool engine_copy_report(engine_copy *cp, uint64_t add_estimate, const char *status);
+
+/* ---- checkpoints (engine_resume.c) ---- */
+
+typedef struct json_t json_t;
+/* The checkpoint entry of table (its index) of a database: its files
+ * (paths relative to the backup's directory: prefix_len strips the
+ * prefix), columns (cols: attrelid, name, type rows) and the point lsn
+ * its rows were read at. */
+json_t *engine_resume_table_json(const engine_table *t, const engine_chunk *chunks, size_t nchunks, size_t table,
+                                 size_t prefix_len, PGresult *cols, const char *lsn);
+/* Add a checkpoint table entry to mdb as the manifest's table (and its
+ * counts to out). */
+bool engine_resume_add_table(manifest_database *mdb, const json_t *tj, backup_result *out, pgbr_error *err);
+/* Remove the files under prefix that the checkpoint does not keep (the
+ * lock file stays). */
+bool engine_resume_clean(storage *st, const char *prefix, const json_t *cp, pgbr_error *err);
+/* The checkpoint's entry of database name, or NULL. */
+const json_t *engine_resume_db(const json_t *cp, const char *name);
+
 
 #endif

@@ -20,6 +20,7 @@
  * to its end (WAL is released only once the changes are durable).
  */
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,8 +195,9 @@ typedef struct change_sink {
     size_t nrels, caprels;
     /* a resumed full backup: only the changes of these relids (sorted) are
      * kept, and a TRUNCATE line keeps only them; NULL: all */
-    const uint32_t *only;
+    const engine_catchup_rel *only;
     size_t nonly;
+    uint64_t txn_lsn;           /* the current transaction's commit LSN */
     char *tline;                /* a rewritten T line */
 } change_sink;
 
@@ -263,13 +265,17 @@ static bool count_change(change_sink *cs, const char *line, size_t len, pgbr_err
 
 static int cmp_relid(const void *a, const void *b)
 {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    uint32_t x = ((const engine_catchup_rel *)a)->relid, y = ((const engine_catchup_rel *)b)->relid;
     return x < y ? -1 : x > y;
 }
 
+/* A change of relid in the current transaction is kept: the table is one
+ * of cs->only and its rows were read before this transaction committed. */
 static bool wanted(const change_sink *cs, uint32_t relid)
 {
-    return bsearch(&relid, cs->only, cs->nonly, sizeof relid, cmp_relid) != NULL;
+    engine_catchup_rel key = { relid, 0 };
+    const engine_catchup_rel *r = bsearch(&key, cs->only, cs->nonly, sizeof key, cmp_relid);
+    return r && cs->txn_lsn > r->after_lsn;
 }
 
 /* "T\t<options>\t<n>\t<relid>..." narrowed to the wanted relids: *line
@@ -307,6 +313,8 @@ static bool on_line(void *arg, const char *line, size_t len, pgbr_error *err)
 {
     change_sink *cs = arg;
     char kind = len > 0 ? line[0] : '\0';
+    if (kind == 'B')
+        cs->txn_lsn = begin_lsn(line, len);
     if (cs->only && (kind == 'I' || kind == 'U' || kind == 'D') && len > 2 &&
         !wanted(cs, (uint32_t)strtoul(line + 2, NULL, 10)))
         return true;
@@ -695,12 +703,12 @@ static bool layer_database(const backup_request *req, const chain *c, const char
 
 bool engine_capture_catchup(const backup_request *req, const char *prefix, storage *st, const char *dbname,
                             const char *dbcomp, const char *slot, const char *publication, const char *end_lsn,
-                            const uint32_t *only, size_t nonly, manifest_database *mdb, uint64_t *changes,
+                            const engine_catchup_rel *only, size_t nonly, manifest_database *mdb, uint64_t *changes,
                             pgbr_error *err)
 {
     change_sink cs;
     memset(&cs, 0, sizeof cs);
-    uint32_t *sorted = malloc((nonly ? nonly : 1) * sizeof *sorted);
+    engine_catchup_rel *sorted = malloc((nonly ? nonly : 1) * sizeof *sorted);
     if (!sorted)
         return oom(err);
     memcpy(sorted, only, nonly * sizeof *sorted);
@@ -766,6 +774,29 @@ static const char *layer_name(const char *dir)
     return len >= 18 ? dir + len - 18 : dir;
 }
 
+/* Remove the layer directory an earlier run of the job left (its
+ * checkpoint names it; the directory holds the job's lock file). */
+static void forget_earlier_run(const backup_request *req, storage *st, storage *inc)
+{
+    json_error_t jerr;
+    json_t *cp = req->checkpoint ? json_loads(req->checkpoint, 0, &jerr) : NULL;
+    const char *dir = json_string_value(json_object_get(cp, "prefix"));
+    storage *places[2] = { st, inc };
+    for (int i = 0; dir && i < 2; i++) {
+        char lock[LAYOUT_PATH_SIZE + 64];
+        storage_info info;
+        pgbr_error e = PGBR_ERROR_INIT;
+        snprintf(lock, sizeof lock, "%s/" LAYOUT_LOCK_PREFIX "%" PRId64, dir, req->job_id);
+        if (places[i] && storage_stat(places[i], lock, &info, &e) && info.exists) {
+            if (storage_delete_prefix(places[i], dir, &e))
+                log_info("backup job %" PRId64 ": removed %s/%s, left by an earlier run", req->job_id,
+                         storage_display_url(places[i]), dir);
+        }
+        pgbr_error_clear(&e);
+    }
+    json_decref(cp);
+}
+
 bool backup_incremental_run(const backup_request *req, backup_progress_fn progress, void *arg, backup_result *out,
                             pgbr_error *err)
 {
@@ -783,6 +814,8 @@ bool backup_incremental_run(const backup_request *req, backup_progress_fn progre
     char dir[LAYOUT_PATH_SIZE] = "";
     storage *lst = st;  /* where the layer goes */
     bool locked = false, ok = false;
+    /* an earlier run of this job that did not finish: a layer starts over */
+    forget_earlier_run(req, st, inc);
     if (!open_chain(st, inc, req->incremental_of, &c, err) || !check_targets(req, &c, err))
         goto done;
     snprintf(out->subdir, sizeof out->subdir, "%s", c.full);

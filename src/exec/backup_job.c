@@ -671,13 +671,37 @@ done:
     free(go);
 }
 
-static bool backup_discard_job(exec_job *job, pgbr_error *err);
-
 /* The engine names the directory it writes as soon as it owns it, so a
  * later run can remove what this one left. */
 static void backup_save_checkpoint(void *arg, const char *json)
 {
     exec_job_save_checkpoint(arg, json);
+}
+
+/*
+ * Test hook (regress/t): with PGBR_TEST_SNAPSHOT_DIR set and a file
+ * <dir>/<database>.hold present, once all but the last of the database's
+ * files are durable the copy writes <dir>/<database>.held and waits (up to
+ * 60 s) until the .hold file is removed, so a test can pause a backup that
+ * has some tables done. Unset in production: no effect.
+ */
+static void test_file_hook(void *arg, const char *database, size_t done, size_t total)
+{
+    const char *dir = arg;
+    char *hold = NULL, *held = NULL;
+    if (done + 1 != total || asprintf(&hold, "%s/%s.hold", dir, database) < 0)
+        return;
+    if (access(hold, F_OK) == 0 && asprintf(&held, "%s/%s.held", dir, database) >= 0) {
+        FILE *f = fopen(held, "w");
+        if (f)
+            fclose(f);
+        for (int i = 0; i < 600 && access(hold, F_OK) == 0; i++) {
+            struct timespec ts = { 0, 100 * 1000 * 1000 };
+            nanosleep(&ts, NULL);
+        }
+    }
+    free(hold);
+    free(held);
 }
 
 static bool backup_work(exec_job *job, pgbr_error *err)
@@ -686,15 +710,6 @@ static bool backup_work(exec_job *job, pgbr_error *err)
     backup_request br;
     backup_result res;
     struct timespec ts;
-    /* another run of the job (a retry, a resume, an adoption) starts over:
-     * what the last one left is removed first */
-    if (job->rerun) {
-        pgbr_error e = PGBR_ERROR_INIT;
-        if (!backup_discard_job(job, &e))
-            log_warning("job %" PRId64 ": could not remove what its last run left: %s", job->id,
-                        e.message ? e.message : "");
-        pgbr_error_clear(&e);
-    }
     memset(&br, 0, sizeof br);
     br.conninfo = job->conninfo;
     br.databases = (const char *const *)st->dbs;
@@ -721,8 +736,13 @@ static bool backup_work(exec_job *job, pgbr_error *err)
     if (getenv("PGBR_TEST_SNAPSHOT_DIR") != NULL) {
         br.after_snapshot = test_snapshot_hook;
         br.after_snapshot_arg = getenv("PGBR_TEST_SNAPSHOT_DIR");
+        br.after_file = test_file_hook;
     }
     br.save_checkpoint = backup_save_checkpoint;
+    /* another run of the job (a retry, a resume, an adoption) continues
+     * from what the last one kept */
+    br.checkpoint = job->checkpoint;
+    br.keep_partial = exec_job_will_run_again;
     bool ok = br.incremental_of ? backup_incremental_run(&br, exec_job_progress, job, &res, err)
                                 : backup_run(&br, exec_job_progress, job, &res, err);
     job->rows = res.rows;

@@ -272,6 +272,9 @@ static void claim(PGconn *conn, bool first_round)
             "    AND job_type IN ('BACKUP', 'RESTORE') AND NOT (id = ANY($3::int8[])) "
             "    AND (lease_expires IS NULL OR lease_expires < now() "
             "         OR ($4::bool AND coordinator_id = $1::int8)) "
+            /* a job without the request a run needs is only taken (to be
+             * failed, saying why) from this node's own previous life */
+            "    AND (payload ? 'spec' OR ($4::bool AND coordinator_id = $1::int8)) "
             "  ORDER BY created LIMIT 1 FOR UPDATE SKIP LOCKED) "
             "UPDATE pgbr.jobs j SET coordinator_id = $1::int8, "
             "  lease_expires = now() + make_interval(secs => $2::int), modified = now(), "

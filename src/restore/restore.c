@@ -837,7 +837,7 @@ static bool restore_database(restore_plan *p, size_t i, restore_progress_fn prog
         goto done;
     /* a chain: the changes of its layers, with the indexes there to find
      * the rows they change */
-    if (p->nlayers > 1 && !p->req->schema_only) {
+    if (restore_chain_replays(p) && !p->req->schema_only) {
         if (progress && !progress(arg, base + w * 0.9, "replaying changes"))
             goto canceled;
         if (!restore_chain_apply(p, p->dbs[i], conn, progress, arg, base + w * 0.9, out, err))

@@ -336,8 +336,10 @@ static chain_rel *describe_rel(chain_apply *ca, uint32_t relid, pgbr_error *err)
     if (r->top) {
         const manifest_table *src;
         int base = base_layer(ca->p, ca->db->name, relid, &src);
-        /* rows copied whole at or after this layer already hold its changes */
-        r->keep = base >= 0 && (size_t)base < ca->layer;
+        /* rows copied whole at or after this layer already hold its
+         * changes; the full backup's own changes (a resumed backup's
+         * catch-up) belong to the tables whose rows it holds */
+        r->keep = base >= 0 && ((size_t)base < ca->layer || (ca->layer == 0 && base == 0));
     }
     return r;
 }
@@ -501,17 +503,30 @@ done:
     return ok;
 }
 
+bool restore_chain_replays(const restore_plan *p)
+{
+    if (p->nlayers > 1)
+        return true;
+    const manifest *m = p->nlayers ? p->layers[0] : p->m;
+    for (size_t i = 0; m && i < m->ndatabases; i++)
+        if (m->databases[i]->nchanges > 0)
+            return true;
+    return false;
+}
+
 bool restore_chain_apply(restore_plan *p, const manifest_database *db, PGconn *conn, restore_progress_fn progress,
                          void *arg, double at, restore_result *out, pgbr_error *err)
 {
     bool ok = true;
-    for (size_t k = 1; ok && k < p->nlayers; k++) {
+    /* layer 0 is the full backup: a resumed one holds the changes that
+     * bring the tables it read before its pause to its end point */
+    for (size_t k = 0; ok && k < p->nlayers; k++) {
         const manifest_database *ldb = layer_db(p->layers[k], db->name);
         if (!ldb || ldb->nchanges == 0)
             continue;
         chain_apply ca = { .p = p, .db = db, .layer = k, .progress = progress, .progress_arg = arg,
                            .progress_at = at };
-        cdc_apply_options opt = { .until_time_us = k + 1 == p->nlayers ? p->until_us : INT64_MAX };
+        cdc_apply_options opt = { .until_time_us = k > 0 && k + 1 == p->nlayers ? p->until_us : INT64_MAX };
         ca.apply = cdc_apply_new(conn, &opt, err);
         ok = ca.apply != NULL;
         for (size_t f = 0; ok && f < ldb->nchanges && !cdc_apply_reached_until(ca.apply); f++)

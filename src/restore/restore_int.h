@@ -146,7 +146,11 @@ storage *restore_top_storage(const restore_plan *p);
  * *st. False: no layer holds rows for it (it is empty). */
 bool restore_chain_source(const restore_plan *p, const char *dbname, const manifest_table *top,
                           const manifest_table **src, const char **prefix, storage **st);
-/* Replay the changes of every incremental layer onto db's tables (the top
+/* True when the restore has changes to replay: incremental layers, or a
+ * full backup that was resumed (its catch-up changes). */
+bool restore_chain_replays(const restore_plan *p);
+/* Replay the changes of every incremental layer (and the full backup's
+ * own, when it has some) onto db's tables (the top
  * layer's entries; a table restore passes only the tables it restores) over
  * conn: a connection of its own (database restores), or inside the caller's
  * transaction (table restores). */

@@ -910,7 +910,7 @@ static bool restore_group(restore_plan *p, table_group *g, restore_progress_fn p
         return false;
     /* a chain: its layers' changes to the tables restored, in the same
      * transaction */
-    if (p->nlayers > 1 && !p->req->schema_only) {
+    if (restore_chain_replays(p) && !p->req->schema_only) {
         if (progress && !progress(arg, base + w * 0.9, "replaying changes"))
             return pgbr_error_set(err, "57014", "restore canceled");
         if (!restore_chain_apply(p, &g->view, g->conn, progress, arg, base + w * 0.9, out, err))

@@ -1,0 +1,162 @@
+/*
+ * engine_resume.c - the checkpoint of a full backup, so that a paused,
+ * retried or adopted backup continues instead of starting over
+ * (DESIGN.md section 3, docs/operations.md).
+ *
+ * The checkpoint is JSON:
+ *   {"prefix": "2026/11/24/...", "dbs": [
+ *      {"name": "shop", "slot": "pgbr_<job>_0", "publication": "pgbr_<job>",
+ *       "lsn": "0/1234", "complete": false,
+ *       "tables": [{"oid": 16384, "schema": "public", "name": "t",
+ *                   "index_count": 1, "columns": [["id", "integer"]],
+ *                   "files": [{"path": "data/shop/16384/0.pgbr", "offset": 0,
+ *                              "stored": 10, "raw": 20, "rows": 2,
+ *                              "sha256": "..."}]}]}]}
+ * A table is listed once every file holding its rows is durable. lsn is
+ * the point of the chain's slot the rows were read at (its exported
+ * snapshot). A resumed run reads what is left under a new snapshot and
+ * records, from the chain's slot, the changes the listed tables had
+ * between the two points, so the finished backup is consistent as of the
+ * later one (engine.c).
+ */
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_int.h"
+#include "pgbr/log.h"
+#include "pgbr/manifest.h"
+
+static json_t *columns_json(PGresult *cols, uint32_t oid)
+{
+    json_t *a = json_array();
+    for (int i = 0; a && cols && i < PQntuples(cols); i++)
+        if ((uint32_t)strtoul(PQgetvalue(cols, i, 0), NULL, 10) == oid)
+            json_array_append_new(a, json_pack("[s, s]", PQgetvalue(cols, i, 1), PQgetvalue(cols, i, 2)));
+    return a;
+}
+
+json_t *engine_resume_table_json(const engine_table *t, const engine_chunk *chunks, size_t nchunks, size_t table,
+                                 size_t prefix_len, PGresult *cols, const char *lsn)
+{
+    json_t *files = json_array();
+    for (size_t k = 0; files && k < nchunks; k++) {
+        const engine_chunk *c = &chunks[k];
+        if (c->table != table)
+            continue;
+        json_array_append_new(files, json_pack("{s:s, s:I, s:I, s:I, s:I, s:s}", "path", c->path + prefix_len,
+                                               "offset", (json_int_t)c->offset, "stored", (json_int_t)c->stored_bytes,
+                                               "raw", (json_int_t)c->raw_bytes, "rows", (json_int_t)c->rows,
+                                               "sha256", c->sha256));
+    }
+    return json_pack("{s:I, s:s, s:s, s:I, s:o, s:o, s:s}", "oid", (json_int_t)t->oid, "schema", t->schema, "name",
+                     t->name, "index_count", (json_int_t)t->secondary_indexes, "columns", columns_json(cols, t->oid),
+                     "files", files, "lsn", lsn);
+}
+
+bool engine_resume_add_table(manifest_database *mdb, const json_t *tj, backup_result *out, pgbr_error *err)
+{
+    const char *schema = json_string_value(json_object_get(tj, "schema"));
+    const char *name = json_string_value(json_object_get(tj, "name"));
+    json_t *cols = json_object_get(tj, "columns"), *files = json_object_get(tj, "files");
+    if (!schema || !name || !json_is_array(cols) || !json_is_array(files))
+        return pgbr_error_set(err, "XX000", "the checkpoint of the backup job is damaged");
+    manifest_table *mt = manifest_database_add_table(mdb, schema, name, err);
+    if (!mt)
+        return false;
+    mt->oid = (uint32_t)json_integer_value(json_object_get(tj, "oid"));
+    mt->kind = MANIFEST_REL_TABLE;
+    mt->index_count = (uint32_t)json_integer_value(json_object_get(tj, "index_count"));
+    for (size_t i = 0; i < json_array_size(cols); i++) {
+        json_t *c = json_array_get(cols, i);
+        const char *cn = json_string_value(json_array_get(c, 0)), *ct = json_string_value(json_array_get(c, 1));
+        if (!cn || !ct)
+            return pgbr_error_set(err, "XX000", "the checkpoint of the backup job is damaged");
+        if (!manifest_table_add_column(mt, cn, ct, err))
+            return false;
+    }
+    for (size_t i = 0; i < json_array_size(files); i++) {
+        json_t *fj = json_array_get(files, i);
+        const char *path = json_string_value(json_object_get(fj, "path"));
+        const char *sha = json_string_value(json_object_get(fj, "sha256"));
+        if (!path || !sha)
+            return pgbr_error_set(err, "XX000", "the checkpoint of the backup job is damaged");
+        manifest_file *f = manifest_table_add_file(mt, path, err);
+        if (!f)
+            return false;
+        f->offset = (uint64_t)json_integer_value(json_object_get(fj, "offset"));
+        f->stored_bytes = (uint64_t)json_integer_value(json_object_get(fj, "stored"));
+        f->raw_bytes = (uint64_t)json_integer_value(json_object_get(fj, "raw"));
+        f->rows = (uint64_t)json_integer_value(json_object_get(fj, "rows"));
+        snprintf(f->sha256, sizeof f->sha256, "%s", sha);
+        mt->rows += f->rows;
+        mt->logical_bytes += f->raw_bytes;
+        out->files++;
+        out->stored_bytes += f->stored_bytes;
+    }
+    out->rows += mt->rows;
+    out->bytes += mt->logical_bytes;
+    out->index_entries += mt->rows * mt->index_count;
+    return true;
+}
+
+/* The files a checkpoint keeps (paths relative to the backup's directory). */
+typedef struct keep_scan {
+    const json_t *cp;
+    storage *st;
+    size_t prefix_len;
+    uint64_t removed;
+} keep_scan;
+
+static bool kept(const json_t *cp, const char *rel)
+{
+    json_t *dbs = json_object_get(cp, "dbs");
+    for (size_t i = 0; i < json_array_size(dbs); i++) {
+        json_t *tables = json_object_get(json_array_get(dbs, i), "tables");
+        for (size_t k = 0; k < json_array_size(tables); k++) {
+            json_t *files = json_object_get(json_array_get(tables, k), "files");
+            for (size_t f = 0; f < json_array_size(files); f++) {
+                const char *p = json_string_value(json_object_get(json_array_get(files, f), "path"));
+                if (p && strcmp(p, rel) == 0)
+                    return true;
+            }
+        }
+    }
+    return false;
+}
+
+static bool remove_unkept(void *arg, const storage_info *info, pgbr_error *err)
+{
+    keep_scan *ks = arg;
+    const char *rel = info->path + ks->prefix_len;
+    /* the lock file stays: the directory is still this job's */
+    if (strncmp(rel, "data/", 5) != 0 && strncmp(rel, "schema/", 7) != 0 && strncmp(rel, "changes/", 8) != 0 &&
+        strcmp(rel, "globals.sql") != 0)
+        return true;
+    if (kept(ks->cp, rel))
+        return true;
+    ks->removed++;
+    return storage_delete(ks->st, info->path, err);
+}
+
+bool engine_resume_clean(storage *st, const char *prefix, const json_t *cp, pgbr_error *err)
+{
+    keep_scan ks = { cp, st, strlen(prefix) + 1, 0 };
+    if (!storage_list(st, prefix, remove_unkept, &ks, err))
+        return false;
+    if (ks.removed)
+        log_info("resumed backup: removed %" PRIu64 " files of %s the last run had not finished", ks.removed, prefix);
+    return true;
+}
+
+const json_t *engine_resume_db(const json_t *cp, const char *name)
+{
+    json_t *dbs = json_object_get(cp, "dbs");
+    for (size_t i = 0; i < json_array_size(dbs); i++) {
+        const char *n = json_string_value(json_object_get(json_array_get(dbs, i), "name"));
+        if (n && strcmp(n, name) == 0)
+            return json_array_get(dbs, i);
+    }
+    return NULL;
+}
