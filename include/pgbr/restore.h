@@ -158,9 +158,10 @@ const char *restore_plan_subdir(const restore_plan *plan);
  */
 int restore_drop_orphans(const char *conninfo, pgbr_error *err);
 
-/* Drop the staging databases an earlier run of job job_id left (before the
- * job runs again, or when it is canceled while nothing runs it): the
- * number dropped, -1 (err set) when the server cannot be reached. */
-int restore_discard(const char *conninfo, int64_t job_id, pgbr_error *err);
+/* Drop the staging databases job job_id left and the roles it created
+ * (its checkpoint's), when it is canceled while nothing runs it: the number
+ * of databases dropped, -1 (err set) when the server cannot be reached. */
+int restore_discard(const char *conninfo, int64_t job_id, const char *const *roles, size_t nroles,
+                    pgbr_error *err);
 
 #endif

@@ -753,9 +753,10 @@ static bool backup_work(exec_job *job, pgbr_error *err)
 
 /* ---- another run of the job (job_node.c) ---- */
 
-static char *spec_save(exec_job *job)
+static char *spec_save(exec_job *job, bool redact)
 {
     backup_state *st = job->state;
+    bool secret = false;
     json_t *o = json_object(), *dbs = json_array(), *tables = st->filters ? json_array() : json_null();
     json_t *given = json_array();
     char *out = NULL;
@@ -773,7 +774,9 @@ static char *spec_save(exec_job *job)
     }
     for (int i = 0; st->given && i < st->npatterns; i++)
         json_array_append_new(given, json_string(st->given[i]));
-    json_object_set_new(o, "url", json_string(st->url));
+    json_object_set_new(o, "url", exec_spec_url(st->url, redact, &secret));
+    json_object_set_new(o, "incremental_location", exec_spec_url(st->incremental_location, redact, &secret));
+    json_object_set_new(o, "secrets", json_boolean(secret));
     json_object_set_new(o, "incremental_of", st->incremental_of ? json_string(st->incremental_of) : json_null());
     json_object_set_new(o, "revision_history", json_boolean(st->revision_history));
     json_object_set_new(o, "cluster", json_boolean(st->cluster));
@@ -814,6 +817,8 @@ static bool spec_load(exec_job *job, const char *text, pgbr_error *err)
     ok = ok && json_is_array(dbs) && (st->url = spec_strdup(json_object_get(o, "url"))) != NULL;
     if (ok && json_is_string(json_object_get(o, "incremental_of")))
         ok = (st->incremental_of = spec_strdup(json_object_get(o, "incremental_of"))) != NULL;
+    if (ok && json_is_string(json_object_get(o, "incremental_location")))
+        ok = (st->incremental_location = spec_strdup(json_object_get(o, "incremental_location"))) != NULL;
     st->revision_history = json_is_true(json_object_get(o, "revision_history"));
     st->cluster = json_is_true(json_object_get(o, "cluster"));
     size_t n = ok ? json_array_size(dbs) : 0;

@@ -98,8 +98,10 @@ typedef struct exec_job_ops {
     /* worker, after prepare: what run needs, as JSON text without any
      * secret (malloc'd; NULL when out of memory). Kept in pgbr.jobs.payload
      * so another run (a RESUME, an adoption after a crash, another node)
-     * can rebuild the job without the client's session. */
-    char *(*spec_save)(exec_job *job);
+     * can rebuild the job without the client's session. redact: secrets
+     * in URLs become "redacted" and the spec says "secrets": true (what is
+     * stored); else the whole text, kept only in this process's memory. */
+    char *(*spec_save)(exec_job *job, bool redact);
     /* node loop: rebuild job->state from spec_save's text. job->id, user,
      * is_admin, description and the configuration are set. */
     bool (*spec_load)(exec_job *job, const char *spec, pgbr_error *err);
@@ -186,6 +188,15 @@ void exec_node_unregister(exec_job *job);
  * (a job running here stops without waiting for the next tick; a resumed
  * job is claimed at once). Any thread. */
 void exec_node_poke(void);
+/* A URL as a job's spec keeps it: with redact, secret query parameters
+ * become "redacted" and *secret is set when that changed it. */
+typedef struct json_t json_t;
+json_t *exec_spec_url(const char *url, bool redact, bool *secret);
+
+/* The unredacted spec of a job whose stored one lost secrets: kept in this
+ * process's memory only, so this node can still resume the job. Any
+ * thread; takes a copy. */
+void exec_node_keep_secret_spec(int64_t id, const char *spec);
 /* Seconds a lease lasts (--job-lease). */
 int exec_node_lease_seconds(void);
 /* Run a job this node adopted or resumed, on a thread of its own with its

@@ -16,6 +16,7 @@
  * job whose node restarts is marked failed at start).
  */
 #include <inttypes.h>
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -410,7 +411,13 @@ static void job_insert(exec_job *job, PGconn *conn)
         return;
     if (job->ops->prepare && !job->ops->prepare(job, conn, &job->err))
         return;
-    job->spec = job->ops->spec_save ? job->ops->spec_save(job) : NULL;
+    job->spec = job->ops->spec_save ? job->ops->spec_save(job, true) : NULL;
+    if (job->spec && strstr(job->spec, "\"secrets\":true")) {
+        char *full = job->ops->spec_save(job, false);
+        if (full)
+            exec_node_keep_secret_spec(job->id, full);
+        free(full);
+    }
     snprintf(node, sizeof node, "%d", job->node_id);
     snprintf(lease, sizeof lease, "%d", exec_node_lease_seconds());
     params[0] = job_id_text(job, id);
@@ -429,6 +436,18 @@ static void job_insert(exec_job *job, PGconn *conn)
                                  "CASE WHEN $6::jsonb IS NULL THEN NULL "
                                  "ELSE jsonb_build_object('spec', $6::jsonb, 'is_admin', $8::bool) END)",
                                  8, params, &job->err);
+}
+
+json_t *exec_spec_url(const char *url, bool redact, bool *secret)
+{
+    if (!url)
+        return json_null();
+    char *r = redact ? sql_redact_uri(url) : NULL;
+    if (r && strcmp(r, url) != 0)
+        *secret = true;
+    json_t *v = json_string(r ? r : url);
+    free(r);
+    return v;
 }
 
 /* ---- detached: the job outlives the request ---- */

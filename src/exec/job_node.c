@@ -48,6 +48,10 @@ static struct {
     int lease_seconds;
     int64_t retention_seconds;
     exec_node_config cfg;       /* copies */
+    /* mu: specs with their secrets, of jobs started by this process */
+    int64_t *secret_ids;
+    char **secret_specs;
+    size_t nsecrets;
 } node = { .mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .lease_seconds = 30 };
 
 void exec_node_poke(void)
@@ -56,6 +60,33 @@ void exec_node_poke(void)
     node.poked = true;
     pthread_cond_signal(&node.wake);
     pthread_mutex_unlock(&node.mu);
+}
+
+void exec_node_keep_secret_spec(int64_t id, const char *spec)
+{
+    pthread_mutex_lock(&node.mu);
+    int64_t *ids = realloc(node.secret_ids, (node.nsecrets + 1) * sizeof *ids);
+    if (ids)
+        node.secret_ids = ids;
+    char **specs = ids ? realloc(node.secret_specs, (node.nsecrets + 1) * sizeof *specs) : NULL;
+    if (specs) {
+        node.secret_specs = specs;
+        if ((specs[node.nsecrets] = strdup(spec)) != NULL)
+            node.secret_ids[node.nsecrets++] = id;
+    }
+    pthread_mutex_unlock(&node.mu);
+}
+
+/* The spec with secrets this process kept for job id (malloc'd), or NULL. */
+static char *secret_spec(int64_t id)
+{
+    char *out = NULL;
+    pthread_mutex_lock(&node.mu);
+    for (size_t i = 0; !out && i < node.nsecrets; i++)
+        if (node.secret_ids[i] == id)
+            out = strdup(node.secret_specs[i]);
+    pthread_mutex_unlock(&node.mu);
+    return out;
 }
 
 int exec_node_lease_seconds(void)
@@ -227,9 +258,22 @@ static void adopt(PGconn *conn, PGresult *res)
     job->detached = true;
     job->adopted = true;
     job->rerun = true;
-    job->spec = strdup(PQgetvalue(res, 0, 5));
+    job->spec = secret_spec(job->id);
+    if (!job->spec)
+        job->spec = strdup(PQgetvalue(res, 0, 5));
     job->checkpoint = PQgetisnull(res, 0, 6) ? NULL : strdup(PQgetvalue(res, 0, 6));
     if (!job->user || !job->description || !job->conninfo || !job->spec) {
+        exec_job_free(job);
+        return;
+    }
+    if (strstr(job->spec, "\"secrets\":true")) {
+        /* pgbr never stores a secret: only the process that was given it
+         * can run the job again */
+        char why[256];
+        snprintf(why, sizeof why,
+                 "the job needs a secret (a credential in a storage URL) that pgbr does not keep; node %d, which "
+                 "had it, restarted or is gone: run the statement again", catalog_job_id_node(job->id));
+        fail_claimed(conn, id, why);
         exec_job_free(job);
         return;
     }
@@ -394,4 +438,11 @@ void exec_node_stop(void)
     free(node.jobs);
     node.jobs = NULL;
     node.njobs = node.cap = 0;
+    for (size_t i = 0; i < node.nsecrets; i++)
+        free(node.secret_specs[i]);
+    free(node.secret_specs);
+    free(node.secret_ids);
+    node.secret_specs = NULL;
+    node.secret_ids = NULL;
+    node.nsecrets = 0;
 }

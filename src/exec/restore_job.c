@@ -174,9 +174,10 @@ static json_t *string_or_null(const char *v)
     return v ? json_string(v) : json_null();
 }
 
-static char *spec_save(exec_job *job)
+static char *spec_save(exec_job *job, bool redact)
 {
     restore_state *st = job->state;
+    bool secret = false;
     const restore_request *r = &st->rr;
     json_t *o = json_object(), *tables = json_array();
     for (int i = 0; tables && i < st->ntables; i++) {
@@ -187,7 +188,9 @@ static char *spec_save(exec_job *job)
     }
     /* the backup LATEST resolved to: a later run restores the same one */
     const char *subdir = st->plan ? restore_plan_subdir(st->plan) : st->subdir;
-    json_object_set_new(o, "url", json_string(st->url));
+    json_object_set_new(o, "url", exec_spec_url(st->url, redact, &secret));
+    json_object_set_new(o, "incremental_location", exec_spec_url(st->incremental_location, redact, &secret));
+    json_object_set_new(o, "secrets", json_boolean(secret));
     json_object_set_new(o, "subdir", string_or_null(subdir));
     json_object_set_new(o, "databases", string_array(st->dbs, st->ndbs));
     json_object_set_new(o, "new_db_name", string_or_null(st->new_db_name));
@@ -245,7 +248,8 @@ static bool spec_load(exec_job *job, const char *text, pgbr_error *err)
     }
     json_t *tables = json_object_get(o, "tables");
     bool ok = json_is_object(o) && spec_string(o, "url", &st->url) && st->url &&
-              spec_string(o, "subdir", &st->subdir) && spec_strings(o, "databases", &st->dbs, &st->ndbs) &&
+              spec_string(o, "subdir", &st->subdir) &&
+              spec_string(o, "incremental_location", &st->incremental_location) && spec_strings(o, "databases", &st->dbs, &st->ndbs) &&
               spec_string(o, "new_db_name", &st->new_db_name) && spec_string(o, "into_db", &st->into_db) &&
               spec_string(o, "current_database", &st->current_db) &&
               spec_strings(o, "search_path", &st->search_path, &st->nsearch_path) && json_is_array(tables) &&
@@ -283,7 +287,19 @@ static bool spec_load(exec_job *job, const char *text, pgbr_error *err)
 /* What an earlier run staged: its staging databases. */
 static bool restore_discard_job(exec_job *job, pgbr_error *err)
 {
-    return restore_discard(job->conninfo, job->id, err) >= 0;
+    json_error_t jerr;
+    json_t *cp = job->checkpoint ? json_loads(job->checkpoint, 0, &jerr) : NULL;
+    json_t *roles = json_object_get(cp, "new_roles");
+    size_t n = json_array_size(roles);
+    const char **names = calloc(n + 1, sizeof *names);
+    size_t k = 0;
+    for (size_t i = 0; names && i < n; i++)
+        if (json_is_string(json_array_get(roles, i)))
+            names[k++] = json_string_value(json_array_get(roles, i));
+    bool ok = restore_discard(job->conninfo, job->id, names, k, err) >= 0;
+    free(names);
+    json_decref(cp);
+    return ok;
 }
 
 static const exec_job_ops restore_ops = { "RESTORE", restore_prepare_job, restore_work, state_free,

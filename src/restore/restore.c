@@ -1116,13 +1116,29 @@ int restore_drop_orphans(const char *conninfo, pgbr_error *err)
                        0, NULL, "of a restore that did not finish", err);
 }
 
-int restore_discard(const char *conninfo, int64_t job_id, pgbr_error *err)
+int restore_discard(const char *conninfo, int64_t job_id, const char *const *roles, size_t nroles, pgbr_error *err)
 {
     char id[32];
     snprintf(id, sizeof id, "%" PRId64, job_id);
     const char *params[1] = { id };
-    return drop_listed(conninfo,
-                       "SELECT d.datname FROM pg_catalog.pg_database d "
-                       "WHERE d.datname ~ ('^" RESTORE_STAGING_PREFIX "' || $1 || '_[0-9]+$')",
-                       1, params, "left by an earlier run of its job", err);
+    int dropped = drop_listed(conninfo,
+                              "SELECT d.datname FROM pg_catalog.pg_database d "
+                              "WHERE d.datname ~ ('^" RESTORE_STAGING_PREFIX "' || $1 || '_[0-9]+$')",
+                              1, params, "left by its job", err);
+    if (dropped < 0 || nroles == 0)
+        return dropped;
+    PGconn *conn = pgclient_connect(conninfo, NULL, "pgbr restore cleanup", err);
+    if (!conn)
+        return -1;
+    for (size_t i = 0; i < nroles; i++) {
+        pgbr_error e = PGBR_ERROR_INIT;
+        if (exec_ident(conn, "DROP ROLE IF EXISTS %s", roles[i], NULL, &e))
+            log_info("restore job %" PRId64 ": dropped role \"%s\" it had created", job_id, roles[i]);
+        else
+            log_warning("restore job %" PRId64 ": could not drop role \"%s\" it had created: %s", job_id, roles[i],
+                        e.message ? e.message : "");
+        pgbr_error_clear(&e);
+    }
+    PQfinish(conn);
+    return dropped;
 }
