@@ -28,6 +28,12 @@ typedef struct pool_config {
 bool pool_start(struct event_base *base, const pool_config *cfg);
 /* Submit work; done (may be NULL) runs on the loop thread after work. */
 void pool_submit(pool_work_fn work, pool_done_fn done, void *arg);
+/* Like pool_submit for work that may take hours (a BACKUP or RESTORE job):
+ * it runs on a thread of its own with a catalog connection of its own, so
+ * it never holds a pool worker the short statements (SHOW JOBS, PAUSE JOB)
+ * need. done runs on the loop as for pool_submit, unless pool_stop ran
+ * first (the process is exiting; the work is then left to finish or die). */
+void pool_spawn(pool_work_fn work, pool_done_fn done, void *arg);
 /* Replace the catalog conninfo (SIGHUP); workers reconnect lazily. */
 void pool_set_catalog_conninfo(const char *conninfo);
 /* Stop accepting work, finish queued work, join the threads. */

@@ -26,6 +26,7 @@ use lib "$FindBin::Bin/lib";
 use PgbrTest;
 use Test::More;
 use Time::HiRes qw(sleep time);
+use IPC::Run ();
 
 my $t_start = time;
 my $pg = PgbrTest::Postgres->new(conf => [ 'wal_level = logical', 'max_wal_size = 1GB' ]);
@@ -230,11 +231,20 @@ is(staging_dbs(), '', 'no staging database left');
 is($pg->safe_psql("SELECT count(*) FROM pg_database WHERE datname = 'bench_c2'"), '0', 'no destination database');
 
 rearm('bench');
-$job = detached("BACKUP DATABASE bench INTO 'nodelocal://0/canceled2'", 'a backup to pause, then cancel');
+# a blocking BACKUP this time: its client learns the job was paused
+my ($b_out, $b_err) = ('', '');
+my $blocking = IPC::Run::start(
+	[ pg_bindir() . '/psql', '-X', '-v', 'ON_ERROR_STOP=1', '-v', 'VERBOSITY=verbose', '-d', $pgbr->connstr,
+		'-c', "BACKUP DATABASE bench INTO 'nodelocal://0/canceled2'" ],
+	'<', \undef, '>', \$b_out, '2>', \$b_err, IPC::Run::timeout(300));
 held_snapshot('bench');
+$job = $pg->safe_psql("SELECT id FROM pgbr.jobs WHERE job_type = 'BACKUP' AND status = 'running' ORDER BY created DESC LIMIT 1");
+like($job, qr/^\d+$/, 'a blocking backup to pause, then cancel');
 control('PAUSE', $job);
 release('bench');
 is(wait_status($job, 'paused|succeeded|failed'), 'paused', 'paused');
+$blocking->finish;
+like($b_err, qr/ERROR:  55000: job $job was paused before it completed/, 'the blocking statement ends: 55000, the job was paused');
 control('CANCEL', $job);
 is(wait_status($job, 'canceled|succeeded|failed'), 'canceled', 'the paused backup is canceled');
 is(files_under("$extern/canceled2"), 0, 'no file of it is left');

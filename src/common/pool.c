@@ -44,6 +44,7 @@ static pool_fifo pool_queue;        /* submitted, not yet taken by a worker */
 static pool_fifo pool_finished;     /* worked, done not yet run on the loop */
 static bool pool_running;
 static bool pool_stopping;
+static bool pool_closed;            /* spawned work ending after pool_stop drops its done */
 static char *pool_conninfo;         /* malloc'd; NULL = libpq defaults */
 static unsigned pool_conninfo_gen;  /* bumped on every conninfo change */
 
@@ -225,6 +226,7 @@ bool pool_start(struct event_base *base, const pool_config *cfg)
     pool_conninfo_gen++;
     pool_stopping = false;
     pool_running = true;
+    pool_closed = false;
     pthread_mutex_unlock(&pool_lock);
 
     for (pool_nthreads = 0; pool_nthreads < n; pool_nthreads++) {
@@ -285,6 +287,65 @@ void pool_submit(pool_work_fn work, pool_done_fn done, void *arg)
     }
 }
 
+/* A spawned task's thread: its own catalog connection for as long as the
+ * work takes, then done on the loop like any task. */
+static void *pool_spawned_main(void *arg)
+{
+    pool_task *task = arg;
+    char *conninfo = NULL;
+
+    pthread_mutex_lock(&pool_lock);
+    if (pool_conninfo != NULL)
+        conninfo = strdup(pool_conninfo);
+    pthread_mutex_unlock(&pool_lock);
+    PGconn *conn = pool_connect(conninfo);
+    free(conninfo);
+    task->work(task->arg, conn);
+    PQfinish(conn);
+    catalog_note_unavailable(NULL);
+
+    pthread_mutex_lock(&pool_lock);
+    if (pool_closed) {
+        /* the process is exiting: nobody runs done any more */
+        pthread_mutex_unlock(&pool_lock);
+        free(task);
+        return NULL;
+    }
+    pool_fifo_push(&pool_finished, task);
+    event_active(pool_done_event, EV_READ, 0);
+    pthread_mutex_unlock(&pool_lock);
+    return NULL;
+}
+
+void pool_spawn(pool_work_fn work, pool_done_fn done, void *arg)
+{
+    pool_task *task = calloc(1, sizeof *task);
+    pthread_t t;
+    pthread_attr_t attr;
+    bool started = false;
+
+    if (task == NULL) {
+        log_write(LOG_LEVEL_FATAL, "out of memory starting a job thread");
+        abort();
+    }
+    task->work = work;
+    task->done = done;
+    task->arg = arg;
+    pthread_mutex_lock(&pool_lock);
+    bool open = pool_running && !pool_stopping;
+    pthread_mutex_unlock(&pool_lock);
+    if (open) {
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        started = pthread_create(&t, &attr, pool_spawned_main, task) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    if (!started) {
+        free(task);
+        pool_submit(work, done, arg);
+    }
+}
+
 void pool_set_catalog_conninfo(const char *conninfo)
 {
     pthread_mutex_lock(&pool_lock);
@@ -317,6 +378,10 @@ void pool_stop(void)
     pool_nthreads = 0;
 
     /* Their completions are ours to deliver now: no loop iteration will. */
+    pool_run_done();
+    pthread_mutex_lock(&pool_lock);
+    pool_closed = true;
+    pthread_mutex_unlock(&pool_lock);
     pool_run_done();
     event_free(pool_done_event);
     pool_done_event = NULL;

@@ -244,6 +244,14 @@ void exec_submit(exec_request *req, exec_work_fn work, exec_after_fn after)
     pool_submit(exec_task_work, exec_task_done, req);
 }
 
+void exec_submit_long(exec_request *req, exec_work_fn work, exec_after_fn after)
+{
+    exec_ref(req);
+    req->work_fn = work;
+    req->after_fn = after;
+    pool_spawn(exec_task_work, exec_task_done, req);
+}
+
 static void exec_sleep_fired(evutil_socket_t fd, short what, void *arg)
 {
     exec_request *req = arg;

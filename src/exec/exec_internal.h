@@ -200,8 +200,9 @@ void exec_node_keep_secret_spec(int64_t id, const char *spec);
 /* Seconds a lease lasts (--job-lease). */
 int exec_node_lease_seconds(void);
 /* Run a job this node adopted or resumed, on a thread of its own with its
- * own catalog connection; the job is freed when it is over. */
-void exec_job_start_thread(exec_job *job, const char *catalog_conninfo);
+ * own catalog connection (pool_spawn); the job is freed when it is over.
+ * Any thread. */
+void exec_job_start_thread(exec_job *job);
 
 struct exec_request {
     int refs;
@@ -255,6 +256,10 @@ void exec_submit(exec_request *req, exec_work_fn work, exec_after_fn after);
  * once (no wait for it to fire). Needs req->info.base (false, request not
  * finished, when there is none: the caller reports it). */
 bool exec_sleep(exec_request *req, int ms, exec_after_fn next);
+
+/* exec_submit for work that may take hours (a job): on a thread of its
+ * own (pool_spawn), so it holds no pool worker. */
+void exec_submit_long(exec_request *req, exec_work_fn work, exec_after_fn after);
 
 /* Parse text as PostgreSQL's int8 input does (surrounding spaces allowed).
  * Errors: 22P02 invalid input syntax, 22003 out of range. */

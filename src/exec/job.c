@@ -18,7 +18,6 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <libpq-fe.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -464,55 +463,9 @@ static void detached_done(void *arg)
 
 /* ---- adopted: rebuilt from its row by the node loop ---- */
 
-typedef struct adopted_run {
-    exec_job *job;
-    char *catalog_conninfo;
-} adopted_run;
-
-static void *adopted_main(void *arg)
+void exec_job_start_thread(exec_job *job)
 {
-    adopted_run *ar = arg;
-    exec_job *job = ar->job;
-    pgbr_error err = PGBR_ERROR_INIT;
-    PGconn *conn = catalog_connect(ar->catalog_conninfo, &err);
-    if (conn == NULL) {
-        log_warning("job %" PRId64 ": no catalog connection to run it: %s", job->id, err.message);
-        catalog_note_unavailable(&err);
-    }
-    job_run(job, conn);
-    catalog_note_unavailable(NULL);
-    pgbr_error_clear(&err);
-    if (conn)
-        PQfinish(conn);
-    exec_job_free(job);
-    free(ar->catalog_conninfo);
-    free(ar);
-    return NULL;
-}
-
-void exec_job_start_thread(exec_job *job, const char *catalog_conninfo)
-{
-    adopted_run *ar = calloc(1, sizeof *ar);
-    pthread_t t;
-    pthread_attr_t attr;
-    if (ar == NULL || (ar->catalog_conninfo = strdup(catalog_conninfo ? catalog_conninfo : "")) == NULL) {
-        free(ar);
-        log_error("job %" PRId64 ": out of memory starting it", job->id);
-        exec_node_unregister(job);
-        exec_job_free(job);
-        return;
-    }
-    ar->job = job;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&t, &attr, adopted_main, ar) != 0) {
-        log_error("job %" PRId64 ": could not start a thread for it", job->id);
-        exec_node_unregister(job);
-        free(ar->catalog_conninfo);
-        free(ar);
-        exec_job_free(job);
-    }
-    pthread_attr_destroy(&attr);
+    pool_spawn(detached_work, detached_done, job);
 }
 
 /* ---- loop side ---- */
@@ -601,12 +554,12 @@ static void insert_after(exec_request *req)
         result_set_set_tag(rs, "%s", tag ? tag : "SELECT 1");
         free(tag);
         req->job = NULL;            /* the job now lives on its own */
-        pool_submit(detached_work, detached_done, job);
+        pool_spawn(detached_work, detached_done, job);
         exec_finish(req, rs, NULL);
         return;
     }
     job->running = true;
-    exec_submit(req, blocking_work, blocking_after);
+    exec_submit_long(req, blocking_work, blocking_after);
 }
 
 bool exec_job_cancel(exec_request *req)

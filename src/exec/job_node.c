@@ -290,7 +290,7 @@ static void adopt(PGconn *conn, PGresult *res)
     log_info("job %s: %s adopted by node %d (status %s)", id, type, node.cfg.node_id, status);
     /* listed as running here before the next claim looks */
     exec_node_register(job);
-    exec_job_start_thread(job, node.cfg.catalog_conninfo);
+    exec_job_start_thread(job);
 }
 
 /* Claim the jobs no live node holds, one row at a time. */
