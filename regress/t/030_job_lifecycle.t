@@ -281,6 +281,7 @@ rearm('bench');
 release('bench');
 ok(wait_for(sub { job_row($job, 'coordinator_id') eq '2' }, 3 * $lease + 5, 0.1), 'node 2 adopts the job');
 my $adopted_after = time - $killed_at;
+diag(sprintf('node 2 adopted the job %.1f s after node 1 was killed (lease %d s)', $adopted_after, $lease));
 cmp_ok($adopted_after, '<=', $lease + 3, "node 2 took it over within the lease ($lease s) and a tick");
 is(wait_status($job, 'succeeded|failed|canceled', 300), 'succeeded', 'node 2 finishes the backup');
 like($pgbr2->log_content, qr/job $job: BACKUP adopted by node 2/, 'node 2\'s log says so');
