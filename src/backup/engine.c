@@ -612,7 +612,13 @@ static bool plan_bundles(db_run *r, pgbr_error *err)
         }
         bytes += c->estimate;
         char *path = NULL;
-        if (asprintf(&path, "%s/data/%s/bundle-%zu.pgbr", r->prefix, r->dbcomp, nbundles - 1) < 0)
+        /* a resumed run keeps bundles of the last run: its own get other
+         * names (a file is never written twice) */
+        int n = r->req->checkpoint
+                    ? asprintf(&path, "%s/data/%s/bundle-%zu-%" PRId64 ".pgbr", r->prefix, r->dbcomp, nbundles - 1,
+                               r->req->end_time_us)
+                    : asprintf(&path, "%s/data/%s/bundle-%zu.pgbr", r->prefix, r->dbcomp, nbundles - 1);
+        if (n < 0)
             return pgbr_error_set(err, "53200", "out of memory");
         free(c->path);
         c->path = path;
