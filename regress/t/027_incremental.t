@@ -323,7 +323,14 @@ $pgbr->signal('KILL');
 $h->finish;
 $pgbr->wait_exit(10);
 unlink "$advdir/advance.wait";
+my $killed_job = $pg->safe_psql("SELECT id FROM pgbr.jobs WHERE job_type = 'BACKUP' ORDER BY created DESC LIMIT 1");
 $pgbr = PgbrTest::Pgbr->new(pg => $pg, args => [ '--external-io-dir', $extern ]);
+# restarted, pgbr adopts the killed job: its layer is complete, so the job
+# only moves the slot and succeeds
+ok(wait_for(sub { $pg->safe_psql("SELECT status FROM pgbr.jobs WHERE id = $killed_job") eq 'succeeded' }, 60, 0.1),
+	'the killed incremental is adopted at restart and succeeds');
+like($pgbr->log_content, qr/backup job $killed_job: .* was complete already; only its slots move/,
+	'its layer was kept, not written again');
 up("UPDATE accounts SET balance = 2 WHERE id < 50; DELETE FROM items WHERE name = 'd1'; INSERT INTO items (name) VALUES ('d2')");
 my $killed_state = sums($pg, 'shop');
 ok_via("BACKUP DATABASE shop INTO LATEST IN 'nodelocal://0/d'", 'the next incremental after the kill');

@@ -1277,6 +1277,36 @@ bool backup_run(const backup_request *req, backup_progress_fn progress, void *ar
     bool locked = false, ok = false;
     stream_list created = { 0 };
     engine_cp cpt = { .req = req, .arg = arg, .prefix = prefix, .dbs = json_array() };
+    if (resume_prefix) {
+        /* the earlier run wrote its manifest and died before it was
+         * recorded: the backup is done; LATEST and the slots may still
+         * have to move */
+        pgbr_error e2 = PGBR_ERROR_INIT;
+        manifest *done_m = layout_read_manifest(st, prefix, NULL, NULL, &e2);
+        pgbr_error_clear(&e2);
+        if (done_m) {
+            log_info("backup job %" PRId64 ": %s%s was complete already", req->job_id, storage_display_url(st),
+                     out->subdir);
+            char latest[LAYOUT_SUBDIR_SIZE] = "";
+            if (!layout_read_latest(st, latest, &e2))
+                latest[0] = '\0';
+            pgbr_error_clear(&e2);
+            if (strcmp(latest, out->subdir) < 0) {
+                ok = layout_write_latest(st, out->subdir, now_us(), err);
+                if (ok && latest[0])
+                    supersede_chain(req, st, latest);
+            } else {
+                ok = true;
+            }
+            if (ok) {
+                engine_advance_slots(req, done_m);
+                engine_result_from_manifest(done_m, out);
+            }
+            manifest_free(done_m);
+            locked = false;
+            goto done;
+        }
+    }
     if (!layout_lock_backup_dir(st, prefix, req->job_id, err))
         goto done;
     locked = true;

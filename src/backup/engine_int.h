@@ -92,6 +92,8 @@ bool engine_capture_catchup(const backup_request *req, const char *prefix, stora
                             const char *dbcomp, const char *slot, const char *publication, const char *end_lsn,
                             const engine_catchup_rel *only, size_t nonly, manifest_database *mdb, uint64_t *changes,
                             pgbr_error *err);
+/* The counts of a finished backup (rows, bytes, files), from its manifest. */
+void engine_result_from_manifest(const manifest *m, backup_result *out);
 /* After the backup is durable: move each database's slot to its end_lsn. */
 void engine_advance_slots(const backup_request *req, const manifest *m);
 

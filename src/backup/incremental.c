@@ -774,23 +774,51 @@ static const char *layer_name(const char *dir)
     return len >= 18 ? dir + len - 18 : dir;
 }
 
-/* Remove the layer directory an earlier run of the job left (its
- * checkpoint names it; the directory holds the job's lock file). */
-static void forget_earlier_run(const backup_request *req, storage *st, storage *inc)
+/* The counts of a finished backup, from its manifest. */
+void engine_result_from_manifest(const manifest *m, backup_result *out)
+{
+    for (size_t i = 0; i < m->ndatabases; i++) {
+        const manifest_database *d = m->databases[i];
+        for (size_t t = 0; t < d->ntables; t++) {
+            out->rows += d->tables[t]->rows;
+            out->bytes += d->tables[t]->logical_bytes;
+            out->index_entries += d->tables[t]->rows * d->tables[t]->index_count;
+            out->files += d->tables[t]->nfiles;
+        }
+        out->files += d->nchanges;
+    }
+}
+
+/*
+ * What an earlier run of the job left in the layer directory its checkpoint
+ * names (it holds the job's lock file): a complete layer (its manifest was
+ * written; the run died before it moved the slots) is the job's result, so
+ * this run only moves the slots (*done, *m the layer's manifest); an
+ * unfinished one is removed and the layer starts over.
+ */
+static void earlier_run(const backup_request *req, storage *st, storage *inc, bool *done, manifest **m)
 {
     json_error_t jerr;
     json_t *cp = req->checkpoint ? json_loads(req->checkpoint, 0, &jerr) : NULL;
     const char *dir = json_string_value(json_object_get(cp, "prefix"));
     storage *places[2] = { st, inc };
-    for (int i = 0; dir && i < 2; i++) {
+    *done = false;
+    *m = NULL;
+    for (int i = 0; dir && i < 2 && !*done; i++) {
         char lock[LAYOUT_PATH_SIZE + 64];
         storage_info info;
         pgbr_error e = PGBR_ERROR_INIT;
         snprintf(lock, sizeof lock, "%s/" LAYOUT_LOCK_PREFIX "%" PRId64, dir, req->job_id);
         if (places[i] && storage_stat(places[i], lock, &info, &e) && info.exists) {
-            if (storage_delete_prefix(places[i], dir, &e))
+            *m = layout_read_manifest(places[i], dir, NULL, NULL, &e);
+            if (*m) {
+                *done = true;
+                log_info("backup job %" PRId64 ": %s/%s was complete already; only its slots move", req->job_id,
+                         storage_display_url(places[i]), dir);
+            } else if (storage_delete_prefix(places[i], dir, &e)) {
                 log_info("backup job %" PRId64 ": removed %s/%s, left by an earlier run", req->job_id,
                          storage_display_url(places[i]), dir);
+            }
         }
         pgbr_error_clear(&e);
     }
@@ -814,8 +842,18 @@ bool backup_incremental_run(const backup_request *req, backup_progress_fn progre
     char dir[LAYOUT_PATH_SIZE] = "";
     storage *lst = st;  /* where the layer goes */
     bool locked = false, ok = false;
-    /* an earlier run of this job that did not finish: a layer starts over */
-    forget_earlier_run(req, st, inc);
+    /* an earlier run of this job: a finished layer is kept, an unfinished
+     * one starts over */
+    bool earlier_done = false;
+    earlier_run(req, st, inc, &earlier_done, &m);
+    if (earlier_done) {
+        engine_advance_slots(req, m);
+        engine_result_from_manifest(m, out);
+        manifest_free(m);
+        storage_close(st);
+        storage_close(inc);
+        return true;
+    }
     if (!open_chain(st, inc, req->incremental_of, &c, err) || !check_targets(req, &c, err))
         goto done;
     snprintf(out->subdir, sizeof out->subdir, "%s", c.full);
