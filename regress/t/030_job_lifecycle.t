@@ -154,6 +154,7 @@ ok(wait_for(sub { -e "$snapdir/bench.held" }, 120, 0.05), 'the backup has writte
 control('PAUSE', $job);
 unlink "$snapdir/bench.hold";
 is(wait_status($job, 'paused|succeeded|failed'), 'paused', 'the backup pauses at a chunk boundary');
+like(($pgbr->psql("SHOW JOB $job", extra => [ '-A', '-t' ]))[1], qr/\|BACKUP\|.*\|paused\|/, 'SHOW JOB says paused');
 like(job_row($job, 'checkpoint::text'), qr/"tables": \[\{/, 'its checkpoint lists the tables it has read');
 ok(scalar(glob("$extern/paused/*/*/*/data/bench/*")), 'their files are kept while it is paused');
 ok(wait_for(sub { pgbr_sessions('bench') == 0 }, 30, 0.1), 'while paused pgbr has no session (no transaction, no snapshot) in the database');
