@@ -102,7 +102,7 @@ sub snapshot_sums
 }
 
 sub release { my ($db) = @_; spew("$snapdir/$db.go", '') }
-sub rearm { my ($db) = @_; unlink "$snapdir/$db.snapshot", "$snapdir/$db.go" }
+sub rearm { my ($db) = @_; unlink "$snapdir/$db.snapshot", "$snapdir/$db.go", "$snapdir/$db.held" }
 
 sub pgbr_sessions
 {
@@ -170,7 +170,7 @@ my $at_resume = snapshot_sums('bench', $resumed);
 isnt($at_resume->{pgbench_history}, $source->{pgbench_history}, 'the resumed backup sees the writes made during the pause');
 release('bench');
 is(wait_status($job, 'succeeded|failed|canceled'), 'succeeded', 'the resumed backup succeeds');
-like($pgbr->log_content, qr/backup job $job: continues in nodelocal:.*tables kept from the last run/s,
+like($pgbr->log_content, qr/backup job $job: continues in nodelocal:.*: [1-9]\d* tables kept from the last run/s,
 	'it continued from its checkpoint, keeping the tables read before the pause');
 like($pgbr->log_content, qr/backup job $job: database "bench": \d+ transactions \(\d+ change lines\) from slot/,
 	'and took the changes made meanwhile to them from the chain\'s slot');
@@ -266,6 +266,26 @@ is(wait_status($job, 'succeeded|failed|canceled', 300), 'succeeded', 'restarted,
 like($pgbr->log_content, qr/job $job: BACKUP adopted by node 1/, 'the log says so');
 is(stream_objects($job), 2, 'the finished backup keeps one slot and one publication (its chain\'s), not the killed run\'s too');
 restore_and_compare('killed', 'bench_killed', $source, 'the adopted backup restores to the source');
+
+# pgbr stopped (SIGTERM) during a backup: the job stops at a chunk boundary,
+# keeps what it wrote and waits for a node; restarted, pgbr continues it
+rearm('bench');
+spew("$snapdir/bench.hold", '');
+$job = detached("BACKUP DATABASE bench INTO 'nodelocal://0/sigterm'", 'a backup to stop pgbr under');
+held_snapshot('bench');
+release('bench');
+ok(wait_for(sub { -e "$snapdir/bench.held" }, 120, 0.05), 'it has written all its files but the last');
+$pgbr->signal('TERM');
+unlink "$snapdir/bench.hold";
+is($pgbr->wait_exit(30), 0, 'pgbr exits 0 on SIGTERM with a job running');
+like($pgbr->log_content, qr/job $job: stopped for the shutdown; a node adopts it from its checkpoint/, 'the job stopped for the shutdown');
+is(job_row($job, 'status'), 'running', 'its row still says running (its lease runs out)');
+rearm('bench');
+release('bench');
+$pgbr = PgbrTest::Pgbr->new(pg => $pg, @node1);
+is(wait_status($job, 'succeeded|failed|canceled', 300), 'succeeded', 'restarted, pgbr continues the backup and finishes it');
+like($pgbr->log_content, qr/backup job $job: continues in .*: [1-9]\d* tables kept from the last run/s, 'from its checkpoint');
+restore_and_compare('sigterm', 'bench_sigterm', $source, 'it restores to the source');
 
 # ---------------------------------------------------------------------------
 # E. two nodes on one upstream: the node running a backup is killed

@@ -1154,6 +1154,10 @@ done:
             cp_save(r.cp, true);
         } else if (req->keep_partial && req->keep_partial(arg, err)) {
             cp_save(r.cp, true);    /* what this run got done, for the next */
+            json_t *e = db_entry(&r, false);
+            log_info("backup job %" PRId64 ": database \"%s\": %zu tables are kept for the next run", req->job_id,
+                     r.dbname, json_array_size(json_object_get(e, "tables")));
+            json_decref(e);
         }
         r.cp->cur = NULL;
     }

@@ -137,6 +137,7 @@ struct exec_job {
      * touching the row or what was written */
     _Atomic bool lost;
     bool adopted;               /* rebuilt from pgbr.jobs by the node loop */
+    _Atomic bool shutting_down; /* with lost: this node stops (SIGTERM) */
     bool rerun;                 /* an earlier run left state: discard it first */
     char *spec;                 /* ops->spec_save's text */
     char *checkpoint;           /* the last checkpoint saved (JSON), or NULL */

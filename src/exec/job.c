@@ -391,8 +391,11 @@ static void job_run(exec_job *job, PGconn *conn)
                      job->err.message ? " after errors: " : "", job->err.message ? job->err.message : "");
             break;
         case JOB_LOST:
-            log_warning("job %" PRId64 ": another pgbr node took the job over (this node's lease ran out)",
-                        job->id);
+            if (job->shutting_down)
+                log_info("job %" PRId64 ": stopped for the shutdown; a node adopts it from its checkpoint", job->id);
+            else
+                log_warning("job %" PRId64 ": another pgbr node took the job over (this node's lease ran out)",
+                            job->id);
             break;
         default:
             log_info("job %" PRId64 ": %s %s: %s", job->id, job->ops->job_type,
@@ -516,6 +519,9 @@ static void blocking_after(exec_request *req)
         result_row(req, job);
     } else if (job->outcome == JOB_PAUSED && job->err.message == NULL) {
         exec_fail(req, "55000", "job %" PRId64 " was paused before it completed", job->id);
+    } else if (job->outcome == JOB_LOST && job->shutting_down) {
+        exec_fail(req, "57P01", "pgbr is shutting down; job %" PRId64 " continues on the next pgbr node to adopt it",
+                  job->id);
     } else if (job->outcome == JOB_LOST) {
         exec_fail(req, "55000", "job %" PRId64 " was taken over by another pgbr node before it completed", job->id);
     } else if (job->outcome == JOB_PAUSED) {

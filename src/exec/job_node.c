@@ -422,10 +422,42 @@ bool exec_node_start(const exec_node_config *cfg)
     return true;
 }
 
+/* Shutting down: the jobs running here stop at their next chunk boundary,
+ * keep what they wrote and leave their rows as they are, so a node adopts
+ * them (this one at its next start, another once the lease has run out).
+ * Waits up to NODE_SHUTDOWN_WAIT_MS for them. */
+#define NODE_SHUTDOWN_WAIT_MS 15000
+
+static void hand_over_jobs(void)
+{
+    pthread_mutex_lock(&node.mu);
+    size_t n = node.njobs;
+    for (size_t i = 0; i < node.njobs; i++) {
+        node.jobs[i]->shutting_down = true;
+        node.jobs[i]->lost = true;
+    }
+    pthread_mutex_unlock(&node.mu);
+    if (n == 0)
+        return;
+    log_info("shutting down: %zu running job%s stop and wait for a node to adopt them", n, n == 1 ? "" : "s");
+    for (int waited = 0; waited < NODE_SHUTDOWN_WAIT_MS; waited += 50) {
+        pthread_mutex_lock(&node.mu);
+        n = node.njobs;
+        pthread_mutex_unlock(&node.mu);
+        if (n == 0)
+            return;
+        struct timespec ts = { 0, 50 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+    log_warning("shutting down: %zu job%s did not stop in time; they are adopted as after a crash", n,
+                n == 1 ? "" : "s");
+}
+
 void exec_node_stop(void)
 {
     if (!node.started)
         return;
+    hand_over_jobs();
     pthread_mutex_lock(&node.mu);
     node.stop = true;
     pthread_cond_signal(&node.wake);
