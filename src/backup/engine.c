@@ -565,8 +565,12 @@ static bool plan_chunks(db_run *r, pgbr_error *err)
              * in blocks added after pg_relation_size was read */
             c->end_block = (n == 1 || j == n - 1) ? -1 : (int64_t)((j + 1) * chunk_blocks);
             c->estimate = n == 1 ? t->size : t->size / n;
-            if (asprintf(&c->path, "%s/data/%s/%" PRIu32 "/%" PRIu64 ".pgbr", r->prefix,
-                         r->dbcomp, t->oid, j) < 0) {
+            /* a resumed run's files get names of their own: a file is
+             * never written twice (object lock) */
+            if ((r->req->checkpoint ? asprintf(&c->path, "%s/data/%s/%" PRIu32 "/%" PRIu64 "-%" PRId64 ".pgbr",
+                                               r->prefix, r->dbcomp, t->oid, j, r->req->end_time_us)
+                                    : asprintf(&c->path, "%s/data/%s/%" PRIu32 "/%" PRIu64 ".pgbr", r->prefix,
+                                               r->dbcomp, t->oid, j)) < 0) {
                 c->path = NULL;
                 return pgbr_error_set(err, "53200", "out of memory");
             }
@@ -629,7 +633,9 @@ static bool plan_bundles(db_run *r, pgbr_error *err)
         if (c->next_in_file == NULL && strstr(c->path, "/bundle-") != NULL) {
             const engine_table *t = &r->tables[c->table];
             char *path = NULL;
-            if (asprintf(&path, "%s/data/%s/%" PRIu32 "/0.pgbr", r->prefix, r->dbcomp, t->oid) < 0)
+            if ((r->req->checkpoint ? asprintf(&path, "%s/data/%s/%" PRIu32 "/0-%" PRId64 ".pgbr", r->prefix,
+                                               r->dbcomp, t->oid, r->req->end_time_us)
+                                    : asprintf(&path, "%s/data/%s/%" PRIu32 "/0.pgbr", r->prefix, r->dbcomp, t->oid)) < 0)
                 return pgbr_error_set(err, "53200", "out of memory");
             free(c->path);
             c->path = path;

@@ -741,10 +741,13 @@ static bool backup_work(exec_job *job, pgbr_error *err)
     br.save_checkpoint = backup_save_checkpoint;
     /* another run of the job (a retry, a resume, an adoption) continues
      * from what the last one kept */
-    br.checkpoint = job->checkpoint;
+    /* a copy: saving a new checkpoint during the run replaces the job's */
+    char *checkpoint = job->checkpoint ? strdup(job->checkpoint) : NULL;
+    br.checkpoint = checkpoint;
     br.keep_partial = exec_job_will_run_again;
     bool ok = br.incremental_of ? backup_incremental_run(&br, exec_job_progress, job, &res, err)
                                 : backup_run(&br, exec_job_progress, job, &res, err);
+    free(checkpoint);
     job->rows = res.rows;
     job->index_entries = res.index_entries;
     job->bytes = res.bytes;

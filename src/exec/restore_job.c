@@ -50,6 +50,7 @@ typedef struct restore_state {
      * zone), and its parameter; NULL: none */
     char *as_of_sql;
     char *as_of_param;
+    char *checkpoint;           /* the run's copy of the job's checkpoint */
 } restore_state;
 
 static void state_free(void *arg)
@@ -58,6 +59,7 @@ static void state_free(void *arg)
     if (st == NULL)
         return;
     restore_plan_free(st->plan);
+    free(st->checkpoint);
     free(st->as_of_sql);
     free(st->as_of_param);
     free(st->url);
@@ -114,7 +116,10 @@ static void fill_request(exec_job *job)
     st->rr.search_path = (const char *const *)st->search_path;
     st->rr.nsearch_path = (size_t)st->nsearch_path;
     st->rr.workers = job->workers;
-    st->rr.checkpoint = job->checkpoint;
+    /* a copy: saving a new checkpoint during the run replaces the job's */
+    free(st->checkpoint);
+    st->checkpoint = job->checkpoint ? strdup(job->checkpoint) : NULL;
+    st->rr.checkpoint = st->checkpoint;
     st->rr.save_checkpoint = restore_save_checkpoint;
     st->rr.keep_staged = restore_keep_staged;
 }
