@@ -164,12 +164,20 @@ is(job_row($job, "coalesce(coordinator_id::text, 'none') || ' ' || coalesce(leas
 	'-U', 'postgres', 'bench' ], timeout => 300);
 is($rc, 0, 'pgbench writes while the backup is paused') or diag($err);
 rearm('bench');
+my $resumed_at = $pg->safe_psql('SELECT now()');
 control('RESUME', $job);
 my $resumed = held_snapshot('bench');
 my $at_resume = snapshot_sums('bench', $resumed);
 isnt($at_resume->{pgbench_history}, $source->{pgbench_history}, 'the resumed backup sees the writes made during the pause');
 release('bench');
 is(wait_status($job, 'succeeded|failed|canceled'), 'succeeded', 'the resumed backup succeeds');
+{
+	my ($rc, $out, $err) = $pgbr->psql("SHOW BACKUP FROM LATEST IN 'nodelocal://0/paused'");
+	my ($db_row) = grep { $_->[2] eq 'bench' && $_->[3] eq 'database' } map { [ split /\|/, $_, -1 ] } split /\n/, $out;
+	my $end = $db_row ? $db_row->[6] : '';
+	is($pg->safe_psql("SELECT '$end'::timestamptz > '$resumed_at'::timestamptz"), 't',
+		'SHOW BACKUP: its end_time is the resume point, not the first run\'s start');
+}
 like($pgbr->log_content, qr/backup job $job: continues in nodelocal:.*: [1-9]\d* tables kept from the last run/s,
 	'it continued from its checkpoint, keeping the tables read before the pause');
 like($pgbr->log_content, qr/backup job $job: database "bench": \d+ transactions \(\d+ change lines\) from slot/,
