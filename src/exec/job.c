@@ -235,11 +235,16 @@ static void job_record_retry(exec_job *job, PGconn *conn)
 /* Wait before the next attempt; false when the job is to stop meanwhile. */
 static bool job_backoff(exec_job *job)
 {
-    int ms = JOB_RETRY_INITIAL_MS;
-    for (int i = 1; i < job->attempts && ms < JOB_RETRY_MAX_MS; i++)
+    int ms = JOB_RETRY_INITIAL_MS, max_ms = JOB_RETRY_MAX_MS;
+    /* test hook (regress/t): every wait this many ms, so a test can run
+     * out of attempts quickly. Unset in production. */
+    const char *test_ms = getenv("PGBR_TEST_RETRY_MS");
+    if (test_ms && atoi(test_ms) > 0)
+        ms = max_ms = atoi(test_ms);
+    for (int i = 1; i < job->attempts && ms < max_ms; i++)
         ms *= 2;
-    if (ms > JOB_RETRY_MAX_MS)
-        ms = JOB_RETRY_MAX_MS;
+    if (ms > max_ms)
+        ms = max_ms;
     for (int waited = 0; waited < ms; waited += 100) {
         if (job_stopping(job))
             return false;
