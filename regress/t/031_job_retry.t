@@ -24,64 +24,67 @@ use Time::HiRes qw(sleep time);
 my $pg = PgbrTest::Postgres->new(conf => [ 'max_wal_size = 1GB' ]);
 my $extern = tempdir();
 
-# ---- the relay: a child process; SIGUSR1 closes its listener, SIGUSR2
-# opens it again; established connections are relayed throughout ----
+# ---- the relay: a process group; SIGUSR1 closes its listener, SIGUSR2
+# opens it again. Each direction of each relayed connection is a process
+# of its own (blocking read, then write), so a slow reader never stalls the
+# other connections (pgbr's threads wait on each other) ----
 my $relay_port = free_port();
 my $relay_pid = fork() // die "fork: $!";
 if ($relay_pid == 0)
 {
-	my ($listen, %peer);
-	my $sel = IO::Select->new;
-	my $open = sub {
-		$listen = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $relay_port, Listen => 64, ReuseAddr => 1)
-		  or die "relay listen: $!";
-		$sel->add($listen);
-	};
+	POSIX::setpgid(0, 0);
+	my $listen;
 	my ($want_closed, $want_open) = (0, 0);
 	$SIG{USR1} = sub { $want_closed = 1 };
 	$SIG{USR2} = sub { $want_open = 1 };
-	$SIG{TERM} = sub { POSIX::_exit(0) };
-	$open->();
-	while (1)
-	{
-		if ($want_closed && $listen) { $sel->remove($listen); close $listen; $listen = undef; $want_closed = 0 }
-		if ($want_open && !$listen) { $open->(); $want_open = 0 }
-		for my $s ($sel->can_read(0.05))
+	$SIG{CHLD} = 'IGNORE';
+	my $open = sub {
+		$listen = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $relay_port, Listen => 64, ReuseAddr => 1)
+		  or die "relay listen: $!";
+	};
+	my $pump = sub {
+		my ($from, $to) = @_;
+		while (1)
 		{
-			if ($listen && $s == $listen)
-			{
-				my $c = $listen->accept or next;
-				my $u = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $pg->port) or do { close $c; next };
-				$peer{$c} = $u;
-				$peer{$u} = $c;
-				$sel->add($c, $u);
-				next;
-			}
-			my $other = $peer{$s} or next;
-			my $n = sysread($s, my $buf, 65536);
-			if (!$n)
-			{
-				$sel->remove($s, $other);
-				delete $peer{$s};
-				delete $peer{$other};
-				close $s;
-				close $other;
-				next;
-			}
+			my $n = sysread($from, my $buf, 65536);
+			last unless $n;
 			my $off = 0;
 			while ($off < $n)
 			{
-				my $w = syswrite($other, $buf, $n - $off, $off);
-				last unless defined $w;
+				my $w = syswrite($to, $buf, $n - $off, $off);
+				POSIX::_exit(0) unless defined $w;
 				$off += $w;
 			}
 		}
+		shutdown($to, 1);
+		POSIX::_exit(0);
+	};
+	$open->();
+	while (1)
+	{
+		if ($want_closed && $listen) { close $listen; $listen = undef; $want_closed = 0 }
+		if ($want_open && !$listen) { $open->(); $want_open = 0 }
+		if (!$listen) { sleep 0.05; next }
+		my $sel = IO::Select->new($listen);
+		next unless $sel->can_read(0.05);
+		my $c = $listen->accept or next;
+		my $u = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $pg->port);
+		if ($u)
+		{
+			for my $dir ([ $c, $u ], [ $u, $c ])
+			{
+				my $pid = fork();
+				if (defined $pid && $pid == 0) { close $listen; $pump->(@$dir) }
+			}
+		}
+		close $c;
+		close $u if $u;
 	}
 }
 
 # the relay goes with the test, whatever way the test ends
 my $parent = $$;
-END { if ($relay_pid && $$ == $parent) { kill 'TERM', $relay_pid; waitpid($relay_pid, 0) } }
+END { local $?; if ($relay_pid && $$ == $parent) { kill 'KILL', -$relay_pid; waitpid($relay_pid, 0) } }
 
 $ENV{PGBR_TEST_RETRY_MS} = 100;
 my $pgbr = PgbrTest::Pgbr->new(pg => $pg, args => [
