@@ -30,6 +30,9 @@ PGconn *pgclient_connect(const char *conninfo, const char *dbname, const char *a
 bool pgclient_exec(PGconn *conn, const char *sql, pgbr_error *err);
 /* Run a query that returns rows; NULL with err set otherwise. */
 PGresult *pgclient_query(PGconn *conn, const char *sql, pgbr_error *err);
+/* The same with text parameters $1..$n (the extended protocol). */
+PGresult *pgclient_query_params(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                                pgbr_error *err);
 /* Set err from a failed result (or from the connection when res is NULL):
  * the server's SQLSTATE, message, detail and hint; context (may be NULL)
  * prefixes the message. Returns false. */

@@ -259,17 +259,6 @@ static const char *db_publication(const db_run *r)
     return r->have_stream && !r->layer ? r->stream.publication : NULL;
 }
 
-static PGresult *query(PGconn *conn, const char *sql, pgbr_error *err)
-{
-    PGresult *res = PQexec(conn, sql);
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        pgclient_error_from(conn, res, NULL, err);
-        PQclear(res);
-        return NULL;
-    }
-    return res;
-}
-
 /* Export the snapshot, then have every copy connection import it. */
 static bool import_snapshot(db_run *r, pgbr_error *err);
 
@@ -335,10 +324,10 @@ static bool take_snapshot(db_run *r, pgbr_error *err)
     }
     if (!pgclient_exec(r->exporter, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", err))
         return false;
-    PGresult *res = query(r->exporter,
-                          "SELECT pg_export_snapshot(), CASE WHEN pg_is_in_recovery() "
-                          "THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END",
-                          err);
+    PGresult *res = pgclient_query(r->exporter,
+                                   "SELECT pg_export_snapshot(), CASE WHEN pg_is_in_recovery() "
+                                   "THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END",
+                                   err);
     if (!res)
         return false;
     r->snapshot = strdup(PQgetvalue(res, 0, 0));
@@ -429,7 +418,7 @@ static bool select_relations(db_run *r, pgbr_error *err)
             free(row);
         }
         ok = ok && pgbr_buf_append(&q, selected_tail, sizeof selected_tail, err);
-        PGresult *res = ok ? query(r->exporter, (const char *)q.data, err) : NULL;
+        PGresult *res = ok ? pgclient_query(r->exporter, (const char *)q.data, err) : NULL;
         pgbr_buf_free(&q);
         if (!res)
             return false;
@@ -469,7 +458,7 @@ static bool list_tables(db_run *r, pgbr_error *err)
         if (!select_relations(r, err))
             return false;
     } else {
-        res = query(r->exporter, "SELECT EXISTS (SELECT 1 FROM pg_largeobject_metadata)", err);
+        res = pgclient_query(r->exporter, "SELECT EXISTS (SELECT 1 FROM pg_largeobject_metadata)", err);
         if (!res)
             return false;
         has_lo = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
@@ -484,7 +473,7 @@ static bool list_tables(db_run *r, pgbr_error *err)
     char *sql = filtered_sql(tables_sql, r->oids_table, tables_order);
     if (!sql)
         return pgbr_error_set(err, "53200", "out of memory");
-    res = query(r->exporter, sql, err);
+    res = pgclient_query(r->exporter, sql, err);
     free(sql);
     if (!res)
         return false;
@@ -672,7 +661,7 @@ static bool add_sequences(db_run *r, manifest_database *mdb, pgbr_error *err)
     char *list_sql = filtered_sql(sequences_sql, r->layer ? NULL : r->oids_sequence, sequences_order);
     if (!list_sql)
         return pgbr_error_set(err, "53200", "out of memory");
-    PGresult *res = query(r->exporter, list_sql, err);
+    PGresult *res = pgclient_query(r->exporter, list_sql, err);
     free(list_sql);
     if (!res)
         return false;
@@ -683,7 +672,7 @@ static bool add_sequences(db_run *r, manifest_database *mdb, pgbr_error *err)
             ok = pgbr_error_set(err, "53200", "out of memory");
             break;
         }
-        PGresult *v = query(r->exporter, sql, err);
+        PGresult *v = pgclient_query(r->exporter, sql, err);
         free(sql);
         if (!v) {
             ok = false;
@@ -717,7 +706,7 @@ static bool add_database_properties(db_run *r, manifest_database *mdb, pgbr_erro
                  "datcollate, datctype, %s FROM pg_catalog.pg_database WHERE datname = current_database()",
                  icu) < 0)
         return pgbr_error_set(err, "53200", "out of memory");
-    PGresult *res = query(r->exporter, sql, err);
+    PGresult *res = pgclient_query(r->exporter, sql, err);
     free(sql);
     if (!res)
         return false;
@@ -738,7 +727,7 @@ static bool add_database_properties(db_run *r, manifest_database *mdb, pgbr_erro
                        r->layer ? NULL : r->oids_matview, " ORDER BY c.oid");
     if (!sql)
         return pgbr_error_set(err, "53200", "out of memory");
-    res = query(r->exporter, sql, err);
+    res = pgclient_query(r->exporter, sql, err);
     free(sql);
     if (!res)
         return false;
@@ -946,15 +935,13 @@ static bool resume_keep(db_run *r, pgbr_error *err)
     if (!pub || json_array_size(tables) == 0)
         return true;
     const char *params[1] = { pub };
-    PGresult *res = PQexecParams(r->exporter,
-                                 "SELECT pr.prrelid::bigint FROM pg_catalog.pg_publication_rel pr "
-                                 "JOIN pg_catalog.pg_publication p ON p.oid = pr.prpubid WHERE p.pubname = $1",
-                                 1, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        pgclient_error_from(r->exporter, res, NULL, err);
-        PQclear(res);
+    PGresult *res = pgclient_query_params(
+        r->exporter,
+        "SELECT pr.prrelid::bigint FROM pg_catalog.pg_publication_rel pr "
+        "JOIN pg_catalog.pg_publication p ON p.oid = pr.prpubid WHERE p.pubname = $1",
+        1, params, err);
+    if (!res)
         return false;
-    }
     size_t w = 0;
     for (size_t t = 0; t < r->ntables; t++) {
         engine_table *et = &r->tables[t];
@@ -1042,7 +1029,7 @@ static bool backup_database(const backup_request *req, const char *prefix, stora
     }
     if (!take_snapshot(&r, err) || !list_tables(&r, err))
         goto done;
-    if (!(r.cols = query(r.exporter, columns_sql, err)))
+    if (!(r.cols = pgclient_query(r.exporter, columns_sql, err)))
         goto done;
     if (resume && db_slot(&r) && !resume_keep(&r, err))
         goto done;

@@ -458,15 +458,13 @@ done:
 static bool check_slot(PGconn *conn, const chain *c, const char *slot, const char *prev_lsn, pgbr_error *err)
 {
     const char *params[2] = { slot, prev_lsn };
-    PGresult *res = PQexecParams(conn,
-                                 "SELECT coalesce(wal_status, ''), coalesce(confirmed_flush_lsn > $2::pg_lsn, false), "
-                                 "confirmed_flush_lsn::text FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
-                                 2, NULL, params, NULL, NULL, 0);
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        pgclient_error_from(conn, res, NULL, err);
-        PQclear(res);
+    PGresult *res = pgclient_query_params(
+        conn,
+        "SELECT coalesce(wal_status, ''), coalesce(confirmed_flush_lsn > $2::pg_lsn, false), "
+        "confirmed_flush_lsn::text FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
+        2, params, err);
+    if (!res)
         return false;
-    }
     const char *why = NULL;
     bool ahead = false;
     char at[CDC_LSN_TEXT_SIZE] = "";
@@ -501,7 +499,7 @@ static bool check_slot(PGconn *conn, const chain *c, const char *slot, const cha
 static bool tables_to_copy(PGconn *conn, const char *publication, backup_relation **out, size_t *n, pgbr_error *err)
 {
     const char *params[1] = { publication };
-    PGresult *res = PQexecParams(
+    PGresult *res = pgclient_query_params(
         conn,
         "SELECT n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
         "WHERE c.relkind = 'r' AND c.relpersistence <> 't' "
@@ -511,12 +509,9 @@ static bool tables_to_copy(PGconn *conn, const char *publication, backup_relatio
         "  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_publication_rel pr JOIN pg_catalog.pg_publication p "
         "                  ON p.oid = pr.prpubid WHERE p.pubname = $1 AND pr.prrelid = c.oid) "
         "ORDER BY 1, 2",
-        1, NULL, params, NULL, NULL, 0);
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        pgclient_error_from(conn, res, NULL, err);
-        PQclear(res);
+        1, params, err);
+    if (!res)
         return false;
-    }
     *n = (size_t)PQntuples(res);
     *out = calloc(*n ? *n : 1, sizeof **out);
     bool ok = *out != NULL;
@@ -537,7 +532,7 @@ static bool tables_to_copy(PGconn *conn, const char *publication, backup_relatio
 static bool leave_keyless(PGconn *conn, const char *publication, pgbr_error *err)
 {
     const char *params[1] = { publication };
-    PGresult *res = PQexecParams(
+    PGresult *res = pgclient_query_params(
         conn,
         "SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', n.nspname, c.relname), ', ') "
         "FROM pg_catalog.pg_publication p JOIN pg_catalog.pg_publication_rel pr ON pr.prpubid = p.oid "
@@ -547,12 +542,9 @@ static bool leave_keyless(PGconn *conn, const char *publication, pgbr_error *err
         "                                           WHERE i.indrelid = c.oid AND i.indisprimary)) "
         "  OR (c.relreplident = 'i' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i "
         "                                           WHERE i.indrelid = c.oid AND i.indisreplident)))",
-        1, NULL, params, NULL, NULL, 0);
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        pgclient_error_from(conn, res, NULL, err);
-        PQclear(res);
+        1, params, err);
+    if (!res)
         return false;
-    }
     bool ok = true;
     if (!PQgetisnull(res, 0, 0)) {
         char *id = PQescapeIdentifier(conn, publication, strlen(publication));
@@ -588,7 +580,7 @@ static bool add_streamed_tables(PGconn *conn, const char *publication, manifest_
                                 pgbr_error *err)
 {
     const char *params[1] = { publication };
-    PGresult *res = PQexecParams(
+    PGresult *res = pgclient_query_params(
         conn,
         "SELECT c.oid, n.nspname, c.relname, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) "
         "FROM pg_catalog.pg_publication p JOIN pg_catalog.pg_publication_rel pr ON pr.prpubid = p.oid "
@@ -596,12 +588,9 @@ static bool add_streamed_tables(PGconn *conn, const char *publication, manifest_
         "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
         "  AND a.attgenerated = '' "
         "WHERE p.pubname = $1 ORDER BY c.oid, a.attnum",
-        1, NULL, params, NULL, NULL, 0);
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        pgclient_error_from(conn, res, NULL, err);
-        PQclear(res);
+        1, params, err);
+    if (!res)
         return false;
-    }
     bool ok = true;
     manifest_table *t = NULL;
     uint32_t cur = 0;

@@ -75,15 +75,26 @@ static PQconninfoOption *parse_conninfo(const char *conninfo, pgbr_error *err)
     return opts;
 }
 
-PGresult *pgclient_query(PGconn *conn, const char *sql, pgbr_error *err)
+/* res of a query that should have returned rows, or NULL (err set). */
+static PGresult *rows_or_error(PGconn *conn, PGresult *res, pgbr_error *err)
 {
-    PGresult *res = PQexec(conn, sql);
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
         pgclient_error_from(conn, res, NULL, err);
         PQclear(res);
         return NULL;
     }
     return res;
+}
+
+PGresult *pgclient_query(PGconn *conn, const char *sql, pgbr_error *err)
+{
+    return rows_or_error(conn, PQexec(conn, sql), err);
+}
+
+PGresult *pgclient_query_params(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                                pgbr_error *err)
+{
+    return rows_or_error(conn, PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0), err);
 }
 
 PGconn *pgclient_connect(const char *conninfo, const char *dbname, const char *application_name,

@@ -208,18 +208,6 @@ static bool oom(pgbr_error *err)
     return pgbr_error_set(err, "53200", "out of memory");
 }
 
-/* Run a query with text parameters on conn: NULL with err set on failure. */
-static PGresult *tables_query(PGconn *conn, const char *sql, int n, const char *const *params, pgbr_error *err)
-{
-    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        pgclient_error_from(conn, res, NULL, err);
-        PQclear(res);
-        return NULL;
-    }
-    return res;
-}
-
 /* The pattern as a user reads it back: each part as quote_ident quotes it
  * (asked of the server, so the keyword list is its own), `*` for star. */
 static char *pattern_text(PGconn *catalog, const backup_pattern *p, pgbr_error *err)
@@ -227,10 +215,10 @@ static char *pattern_text(PGconn *catalog, const backup_pattern *p, pgbr_error *
     const char *params[3] = { NULL, NULL, NULL };
     for (int i = 0; i < p->nparts; i++)
         params[i] = p->parts[i];
-    PGresult *res = tables_query(catalog,
-                                 "SELECT pg_catalog.quote_ident($1), pg_catalog.quote_ident($2), "
-                                 "pg_catalog.quote_ident($3)",
-                                 3, params, err);
+    PGresult *res = pgclient_query_params(catalog,
+                                          "SELECT pg_catalog.quote_ident($1), pg_catalog.quote_ident($2), "
+                                          "pg_catalog.quote_ident($3)",
+                                          3, params, err);
     if (res == NULL)
         return NULL;
     char *text = NULL;
@@ -275,10 +263,10 @@ static table_db *tables_db(exec_job *job, PGconn *catalog, const char *name, boo
         if (strcmp(st->tdbs[i].name, name) == 0)
             return &st->tdbs[i];
     const char *params[2] = { name, job->user };
-    PGresult *res = tables_query(catalog,
-                                 "SELECT pg_catalog.has_database_privilege($2, oid, 'CONNECT') "
-                                 "FROM pg_catalog.pg_database WHERE datname = $1",
-                                 2, params, err);
+    PGresult *res = pgclient_query_params(catalog,
+                                          "SELECT pg_catalog.has_database_privilege($2, oid, 'CONNECT') "
+                                          "FROM pg_catalog.pg_database WHERE datname = $1",
+                                          2, params, err);
     if (res == NULL)
         return NULL;
     bool exists = PQntuples(res) > 0;
@@ -319,8 +307,8 @@ static table_db *tables_db(exec_job *job, PGconn *catalog, const char *name, boo
 static bool tables_schema_exists(table_db *d, const char *schema, bool *exists, pgbr_error *err)
 {
     const char *params[1] = { schema };
-    PGresult *res = tables_query(d->conn, "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1", 1, params,
-                                 err);
+    PGresult *res =
+        pgclient_query_params(d->conn, "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1", 1, params, err);
     if (res == NULL)
         return false;
     *exists = PQntuples(res) > 0;
@@ -366,11 +354,11 @@ static bool tables_add(table_db *d, const char *oid, const char *kind, const cha
 static bool tables_match(table_db *d, const char *schema, const char *name, int *found, pgbr_error *err)
 {
     const char *params[2] = { schema, name };
-    PGresult *res = tables_query(d->conn,
-                                 TABLE_REL_SELECT "AND ($1::text IS NULL OR n.nspname = $1) "
-                                                  "AND ($2::text IS NULL OR c.relname = $2) "
-                                                  "ORDER BY n.nspname, c.relname",
-                                 2, params, err);
+    PGresult *res = pgclient_query_params(d->conn,
+                                          TABLE_REL_SELECT "AND ($1::text IS NULL OR n.nspname = $1) "
+                                                           "AND ($2::text IS NULL OR c.relname = $2) "
+                                                           "ORDER BY n.nspname, c.relname",
+                                          2, params, err);
     if (res == NULL)
         return false;
     bool ok = true;
@@ -487,7 +475,7 @@ static bool tables_check_privileges(exec_job *job, pgbr_error *err)
         if (oids == NULL)
             return oom(err);
         const char *params[2] = { job->user, oids };
-        PGresult *res = tables_query(d->conn, sql, 2, params, err);
+        PGresult *res = pgclient_query_params(d->conn, sql, 2, params, err);
         free(oids);
         if (res == NULL)
             return false;
@@ -538,7 +526,7 @@ static bool tables_expand(backup_state *st, pgbr_error *err)
         if (oids == NULL)
             return oom(err);
         const char *params[1] = { oids };
-        PGresult *res = tables_query(d->conn, sql, 1, params, err);
+        PGresult *res = pgclient_query_params(d->conn, sql, 1, params, err);
         free(oids);
         if (res == NULL)
             return false;

@@ -91,13 +91,10 @@ static bool find_existing_database(PGconn *conn, char *const *names, size_t n, c
     *found = NULL;
     for (size_t i = 0; i < n; i++) {
         const char *params[1] = { names[i] };
-        PGresult *res = PQexecParams(conn, "SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1",
-                                     1, NULL, params, NULL, NULL, 0);
-        if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-            pgclient_error_from(conn, res, NULL, err);
-            PQclear(res);
+        PGresult *res =
+            pgclient_query_params(conn, "SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1", 1, params, err);
+        if (!res)
             return false;
-        }
         bool exists = PQntuples(res) > 0;
         PQclear(res);
         if (exists) {
@@ -316,13 +313,9 @@ fail:
 static bool role_exists(PGconn *conn, const char *role, bool *exists, pgbr_error *err)
 {
     const char *params[1] = { role };
-    PGresult *res = PQexecParams(conn, "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1", 1, NULL,
-                                 params, NULL, NULL, 0);
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        pgclient_error_from(conn, res, NULL, err);
-        PQclear(res);
+    PGresult *res = pgclient_query_params(conn, "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1", 1, params, err);
+    if (!res)
         return false;
-    }
     *exists = PQntuples(res) > 0;
     PQclear(res);
     return true;
@@ -1077,12 +1070,7 @@ static int drop_listed(const char *conninfo, const char *sql, int nparams, const
     if (!conn)
         return -1;
     int dropped = 0;
-    PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        pgclient_error_from(conn, res, NULL, err);
-        PQclear(res);
-        res = NULL;
-    }
+    PGresult *res = pgclient_query_params(conn, sql, nparams, params, err);
     if (!res) {
         PQfinish(conn);
         return -1;

@@ -307,15 +307,12 @@ static bool has_owned_by(const toc *t, size_t seq)
 static bool add_strip(table_group *g, PGconn *conn, const toc_entry *seq, pgbr_error *err)
 {
     const char *params[2] = { seq->schema, seq->tag };
-    PGresult *res = PQexecParams(conn,
-                                 "SELECT ' DEFAULT nextval(' || pg_catalog.quote_literal(pg_catalog.format('%I.%I', "
-                                 "$1::text, $2::text)) || '::regclass)'",
-                                 2, NULL, params, NULL, NULL, 0);
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        pgclient_error_from(conn, res, NULL, err);
-        PQclear(res);
+    PGresult *res = pgclient_query_params(conn,
+                                          "SELECT ' DEFAULT nextval(' || pg_catalog.quote_literal("
+                                          "pg_catalog.format('%I.%I', $1::text, $2::text)) || '::regclass)'",
+                                          2, params, err);
+    if (!res)
         return false;
-    }
     char *s = strdup(PQgetvalue(res, 0, 0));
     PQclear(res);
     char **grown = s ? realloc(g->strip, (g->nstrip + 1) * sizeof *grown) : NULL;
@@ -628,12 +625,9 @@ static bool choose_objects(table_group *g, pgbr_error *err)
 
 static bool query_bool(PGconn *conn, const char *sql, int n, const char *const *params, bool *out, pgbr_error *err)
 {
-    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        pgclient_error_from(conn, res, NULL, err);
-        PQclear(res);
+    PGresult *res = pgclient_query_params(conn, sql, n, params, err);
+    if (!res)
         return false;
-    }
     *out = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
     return true;
