@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "pgbr/cdc.h"
+#include "pgbr/hex.h"
 
 static bool print_line(void *arg, const char *line, size_t len, pgbr_error *err)
 {
@@ -26,17 +27,6 @@ static bool print_line(void *arg, const char *line, size_t len, pgbr_error *err)
     if (fwrite(line, 1, len, stdout) != len || putchar('\n') == EOF)
         return pgbr_error_set(err, "58030", "could not write to stdout");
     return true;
-}
-
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 int main(void)
@@ -86,7 +76,7 @@ int main(void)
         len = hexlen / 2;
         /* decode the hex in place, over itself */
         for (size_t i = 0; i < len; i++) {
-            int hi = hex_digit(tab[1 + 2 * i]), lo = hex_digit(tab[2 + 2 * i]);
+            int hi = pgbr_hex_value(tab[1 + 2 * i]), lo = pgbr_hex_value(tab[2 + 2 * i]);
 
             if (hi < 0 || lo < 0) {
                 fprintf(stderr, "line %lu: bad hex digit\n", lineno);

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "pgbr/buf.h"
+#include "pgbr/hex.h"
 
 #define CDC_MIN_SLOTS 16
 #define CDC_ESCAPE_PIECE 4096
@@ -725,25 +726,14 @@ void cdc_decoder_free(cdc_decoder *d)
  * LSN text
  * ------------------------------------------------------------------------- */
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* 1-8 hex digits into *v; returns the digits read, 0 when not 1-8. */
 static int lsn_half(const char *s, uint32_t *v)
 {
     int n = 0;
 
     *v = 0;
-    while (n < 9 && hex_value(s[n]) >= 0) {
-        *v = *v << 4 | (uint32_t)hex_value(s[n]);
+    while (n < 9 && pgbr_hex_value(s[n]) >= 0) {
+        *v = *v << 4 | (uint32_t)pgbr_hex_value(s[n]);
         n++;
     }
     return n >= 1 && n <= 8 ? n : 0;
@@ -843,14 +833,14 @@ bool cdc_unescape(char *field, size_t *len)
         case 't': c = '\t'; break;
         case 'v': c = '\v'; break;
         case 'x': {
-            int h = i + 1 < n ? hex_value(field[i + 1]) : -1;
+            int h = i + 1 < n ? pgbr_hex_value(field[i + 1]) : -1;
             unsigned v;
 
             if (h < 0)
                 return false;
             v = (unsigned)h;
             i++;
-            if (i + 1 < n && (h = hex_value(field[i + 1])) >= 0) {
+            if (i + 1 < n && (h = pgbr_hex_value(field[i + 1])) >= 0) {
                 v = v << 4 | (unsigned)h;
                 i++;
             }

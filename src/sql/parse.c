@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pgbr/hex.h"
 #include "sql_int.h"
 
 #define YYSTYPE PGBR_YYSTYPE
@@ -199,24 +200,12 @@ pgbr_yylex(YYSTYPE *lvalp, sql_location *llocp, sql_parse_state *ps)
     return token;
 }
 
-static int
-hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool
 hex_digits(const char *s, int n, unsigned int *value)
 {
     *value = 0;
     for (int i = 0; i < n; i++) {
-        int h = hex_value(s[i]);
+        int h = pgbr_hex_value(s[i]);
         if (h < 0)
             return false;
         *value = *value * 16 + (unsigned int) h;

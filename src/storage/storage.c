@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pgbr/hex.h"
 #include "pgbr/sql.h"
 #include "storage_driver.h"
 
@@ -135,17 +136,6 @@ static void storage_url_free(storage_url *u)
     memset(u, 0, sizeof *u);
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decode s[0..len) into a new string; %00 and bad escapes fail. */
 static char *url_decode(const storage_url *u, const char *s, size_t len, pgbr_error *err)
 {
@@ -166,7 +156,7 @@ static char *url_decode(const storage_url *u, const char *s, size_t len, pgbr_er
             pgbr_error_set(err, "22023", "invalid storage URL \"%s\": bad escape sequence", u->display);
             return NULL;
         }
-        int h = hex_value(s[i + 1]), l = hex_value(s[i + 2]);
+        int h = pgbr_hex_value(s[i + 1]), l = pgbr_hex_value(s[i + 2]);
         if (h < 0 || l < 0 || (h == 0 && l == 0)) {
             free(out);
             pgbr_error_set(err, "22023", "invalid storage URL \"%s\": bad escape sequence \"%.3s\"",
