@@ -47,16 +47,6 @@ my @VERBOSE = (extra => [ '-v', 'VERBOSITY=verbose' ]);
 
 # The SELECT giving "table|rows:md5" for each table: md5 over the sorted md5s
 # of the rows' text, so it does not depend on the physical order.
-sub sums_sql
-{
-	my (@tables) = @_;
-	return join("\nUNION ALL ",
-		map {
-			"SELECT '$_', count(*) || ':' || coalesce(md5(string_agg(m, '' ORDER BY m)), '') "
-			  . "FROM (SELECT md5(t::text) AS m FROM $_ t) s"
-		} @tables)
-	  . "\nORDER BY 1";
-}
 
 sub parse_sums
 {
@@ -86,7 +76,7 @@ sub content_sums
 	my ($db) = @_;
 	my @t = user_tables($db);
 	return {} unless @t;
-	return parse_sums($pg->safe_psql(sums_sql(@t), dbname => $db, timeout => 300));
+	return parse_sums($pg->safe_psql(tables_sum_sql(@t), dbname => $db, timeout => 300));
 }
 
 # What a database is made of, as text: relations with kind and owner,
@@ -122,20 +112,6 @@ sub staging_dbs { return dbs_like('pgbr\_restore\_%') }
 
 sub job_count { return $pg->safe_psql('SELECT count(*) FROM pgbr.jobs') }
 
-# The data row of a blocking BACKUP/RESTORE's raw psql output:
-# (job_id, status, fraction_completed, rows, index_entries, bytes).
-sub result_row
-{
-	my ($out) = @_;
-	for my $l (split /\n/, $out // '')
-	{
-		next unless $l =~ /^\s*\d+\s*\|/;
-		my @f = split /\|/, $l;
-		s/^\s+|\s+$//g for @f;
-		return @f;
-	}
-	return ();
-}
 
 # Every .pgbr file of a database in a backup directory, largest first.
 sub data_files
@@ -257,7 +233,7 @@ like($snapshot, qr/^[0-9A-F]+-[0-9A-F]+-\d+$/, 'an exported snapshot id');
 my @bench_tables = qw(pgbench_accounts pgbench_branches pgbench_history pgbench_tellers);
 ($rc, $out, $err) = $pg->psql(
 	"BEGIN ISOLATION LEVEL REPEATABLE READ;\nSET TRANSACTION SNAPSHOT '$snapshot';\n"
-	  . sums_sql(map { "public.$_" } @bench_tables) . ";\nCOMMIT;",
+	  . tables_sum_sql(map { "public.$_" } @bench_tables) . ";\nCOMMIT;",
 	dbname => 'bench', timeout => 300);
 is($rc, 0, 'checksums of the tables as the backup\'s snapshot sees them') or diag($err);
 my $snap_sums = parse_sums($out);
@@ -560,7 +536,7 @@ like($pgbr->log_content, qr/database "bench" continues in staging "pgbr_restore_
 my $snap_rows = 0;
 $snap_rows += (/^(\d+):/)[0] for values %$snap_sums;
 is($pg->safe_psql("SELECT rows FROM pgbr.jobs WHERE id = $kill_job"), $snap_rows, 'rows = the rows the snapshot saw');
-my $restored = parse_sums($pg->safe_psql(sums_sql(map { "public.$_" } @bench_tables), dbname => 'bench_restored', timeout => 300));
+my $restored = parse_sums($pg->safe_psql(tables_sum_sql(map { "public.$_" } @bench_tables), dbname => 'bench_restored', timeout => 300));
 is_deeply($restored, $snap_sums, 'the restored pgbench tables equal the backup\'s snapshot, under load');
 is(staging_dbs(), '', 'no staging database at the end');
 

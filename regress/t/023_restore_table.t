@@ -34,25 +34,12 @@ my $pgbr = PgbrTest::Pgbr->new(pg => $pg, @pgbr_args);
 my @VERBOSE = (extra => [ '-v', 'VERBOSITY=verbose' ]);
 my $COLL = "'nodelocal://0/shop'";
 
-sub result_row
-{
-	my ($out) = @_;
-	for my $l (split /\n/, $out // '')
-	{
-		next unless $l =~ /^\s*\d+\s*\|/;
-		my @f = split /\|/, $l;
-		s/^\s+|\s+$//g for @f;
-		return @f;
-	}
-	return ();
-}
 
 # "rows:md5" of a table's rows (order-independent)
 sub sum_of
 {
 	my ($db, $table) = @_;
-	return $pg->safe_psql("SELECT count(*) || ':' || coalesce(md5(string_agg(m, '' ORDER BY m)), '') "
-		  . "FROM (SELECT md5(t::text) AS m FROM $table t) s", dbname => $db);
+	return $pg->safe_psql(table_sum_sql($table), dbname => $db);
 }
 
 sub exists_in

@@ -65,9 +65,7 @@ sub sums
 	my %s;
 	for my $t (@tables)
 	{
-		$s{$t} = $node->safe_psql(
-			"SELECT count(*) || ':' || coalesce(md5(string_agg(m, '' ORDER BY m)), '') "
-			  . "FROM (SELECT md5(t::text) AS m FROM $t t) s", dbname => $db);
+		$s{$t} = $node->safe_psql(table_sum_sql($t), dbname => $db);
 	}
 	$s{'sequence items_id_seq'} = $node->safe_psql('SELECT last_value FROM items_id_seq', dbname => $db)
 	  if !@only && $node->safe_psql("SELECT to_regclass('items_id_seq') IS NOT NULL", dbname => $db) eq 't';

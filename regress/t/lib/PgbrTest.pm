@@ -75,6 +75,7 @@ use Time::HiRes qw(time sleep);
 our @EXPORT = qw(
   pg_bindir free_port tempdir run_cmd run_psql wait_for slurp spew
   is_root pg_run_user pgbr_bin test_timeout
+  table_sum_sql tables_sum_sql result_row
 );
 
 our $IS_ROOT = ($> == 0);
@@ -244,6 +245,40 @@ sub free_port
 }
 
 # Poll $cond every $step seconds until it returns true or $timeout passes.
+# A table's content checksum, independent of row order: a query giving
+# "<rows>:<md5>" for $table (an SQL name).
+sub table_sum_sql
+{
+	my ($table) = @_;
+	return "SELECT count(*) || ':' || coalesce(md5(string_agg(m, '' ORDER BY m)), '') "
+	  . "FROM (SELECT md5(t::text) AS m FROM $table t) s";
+}
+
+# The checksums of several tables in one query: rows "<table>|<sum>",
+# ordered by table.
+sub tables_sum_sql
+{
+	my (@tables) = @_;
+	return join("\nUNION ALL ",
+		map { my ($t, $q) = ($_, table_sum_sql($_)); $q =~ s/^SELECT /SELECT '$t', /; $q } @tables)
+	  . "\nORDER BY 1";
+}
+
+# The data row of a blocking BACKUP/RESTORE's raw psql output:
+# (job_id, status, fraction_completed, rows, index_entries, bytes).
+sub result_row
+{
+	my ($out) = @_;
+	for my $l (split /\n/, $out // '')
+	{
+		next unless $l =~ /^\s*\d+\s*\|/;
+		my @f = split /\|/, $l;
+		s/^\s+|\s+$//g for @f;
+		return @f;
+	}
+	return ();
+}
+
 sub wait_for
 {
 	my ($cond, $timeout, $step) = @_;
