@@ -20,7 +20,6 @@
 
 #include "engine_int.h"
 #include "pgbr/buf.h"
-#include "pgbr/cdc.h"
 #include "pgbr/log.h"
 #include "pgbr/manifest.h"
 
@@ -114,102 +113,8 @@ char *backup_path_component(const char *name)
     return out;
 }
 
-/* Everything one database's backup holds while it runs. */
-/* The slots and publications this backup created, dropped again when it
- * fails. */
-typedef struct stream_list {
-    char **db, **slot, **pub;
-    size_t n;
-} stream_list;
 
-static bool stream_list_add(stream_list *l, const char *db, const char *slot, const char *pub)
-{
-    char **d = realloc(l->db, (l->n + 1) * sizeof *d);
-    if (d)
-        l->db = d;
-    char **s2 = d ? realloc(l->slot, (l->n + 1) * sizeof *s2) : NULL;
-    if (s2)
-        l->slot = s2;
-    char **p = s2 ? realloc(l->pub, (l->n + 1) * sizeof *p) : NULL;
-    if (p)
-        l->pub = p;
-    if (!p)
-        return false;
-    l->db[l->n] = strdup(db);
-    l->slot[l->n] = slot ? strdup(slot) : NULL;
-    l->pub[l->n] = pub ? strdup(pub) : NULL;
-    l->n++;
-    return l->db[l->n - 1] != NULL;
-}
 
-/* conninfo NULL: only forget them (the backup succeeded). */
-static void stream_list_drop(stream_list *l, const char *conninfo)
-{
-    for (size_t i = 0; i < l->n; i++) {
-        if (conninfo && l->db[i])
-            engine_stream_drop(conninfo, l->db[i], l->slot[i], l->pub[i]);
-        free(l->db[i]);
-        free(l->slot[i]);
-        free(l->pub[i]);
-    }
-    free(l->db);
-    free(l->slot);
-    free(l->pub);
-    memset(l, 0, sizeof *l);
-}
-
-typedef struct db_run {
-    const backup_request *req;
-    const char *dbname;
-    char *dbcomp;               /* dbname as a path component */
-    const char *prefix;         /* the backup dir relative to the collection */
-    storage *st;
-    PGconn *exporter;
-    PGconn **conns;
-    int nconns;
-    char *snapshot;
-    char *lsn;
-    int server_num;
-    char *server_version;
-    engine_table *tables;
-    size_t ntables;
-    engine_chunk *chunks;
-    size_t nchunks;
-    size_t *order;
-    size_t nwork;                   /* entries of order: files to write */
-    /* a table backup: the relations of this database it holds */
-    bool filtered;                  /* false: the whole database */
-    const backup_relation *filter;
-    size_t nfilter;
-    uint32_t *sel_oid;              /* filter[i]'s oid and relkind under the snapshot */
-    char *sel_kind;
-    char *oids_table;               /* "0, <oid>, ...": c.oid IN (...) per kind */
-    char *oids_sequence;
-    char *oids_matview;
-    size_t dbi;                     /* index in req->databases */
-    stream_list *created;           /* backup_run's list of slots to drop on failure */
-    engine_layer_db *layer;         /* an incremental layer's database (incremental.c), else NULL */
-    engine_stream stream;           /* the chain's slot, when this full backup created one */
-    bool have_stream;
-    struct engine_cp *cp;           /* the backup's checkpoint (full backups) */
-    /* a resumed database: the checkpoint's entry (its chain slot,
-     * publication and the tables read before), the tables kept from it */
-    const json_t *resume;
-    json_t *kept;                   /* array of table entries */
-    PGresult *cols;                 /* the tables' columns under the snapshot */
-} db_run;
-
-/* The checkpoint of a full backup while it runs (engine_resume.c gives the
- * format): the entries of the databases done, and the one being copied. */
-typedef struct engine_cp {
-    const backup_request *req;
-    void *arg;
-    const char *prefix;
-    json_t *dbs;
-    db_run *cur;                    /* under the copy mutex while copying */
-    int64_t last_ms;
-    size_t files_done;              /* of cur, under the copy mutex */
-} engine_cp;
 
 static void db_run_free(db_run *r)
 {
@@ -243,21 +148,6 @@ static void db_run_free(db_run *r)
     free(r->dbcomp);
 }
 
-/* The chain slot and publication of r's database: the checkpoint's when
- * resumed, else the ones this run created (NULL: none). */
-static const char *db_slot(const db_run *r)
-{
-    if (r->resume)
-        return json_string_value(json_object_get(r->resume, "slot"));
-    return r->have_stream && !r->layer ? r->stream.slot : NULL;
-}
-
-static const char *db_publication(const db_run *r)
-{
-    if (r->resume)
-        return json_string_value(json_object_get(r->resume, "publication"));
-    return r->have_stream && !r->layer ? r->stream.publication : NULL;
-}
 
 /* Export the snapshot, then have every copy connection import it. */
 static bool import_snapshot(db_run *r, pgbr_error *err);
@@ -273,7 +163,7 @@ static bool take_snapshot(db_run *r, pgbr_error *err)
     if (r->server_num < 120000)
         return pgbr_error_set(err, "0A000", "pgbr backups need PostgreSQL 12 or later (server is %s)",
                               r->server_version ? r->server_version : "?");
-    if (r->layer || (r->resume && db_slot(r))) {
+    if (r->layer || (r->resume && engine_db_slot(r))) {
         /* an incremental layer, or a resumed database: a temporary slot exports the snapshot the
          * layer's whole tables and schema are read under; its consistent
          * point is where the layer's change stream ends */
@@ -295,7 +185,7 @@ static bool take_snapshot(db_run *r, pgbr_error *err)
                                        r->filtered, &r->stream, &r->have_stream, err);
         if (r->stream.created_slot || r->stream.created_pub) {
             /* from here a failure must drop them (backup_run does) */
-            if (r->created && !stream_list_add(r->created, r->dbname, r->stream.created_slot ? slot : NULL,
+            if (r->created && !engine_stream_list_add(r->created, r->dbname, r->stream.created_slot ? slot : NULL,
                                                r->stream.created_pub ? pub : NULL))
                 ok = pgbr_error_set(err, "53200", "out of memory");
         }
@@ -839,14 +729,6 @@ static bool add_tables(db_run *r, manifest_database *mdb, backup_result *out, pg
     return ok;
 }
 
-/* A resumed database: the tables an earlier run read, with their files. */
-static bool add_kept_tables(db_run *r, manifest_database *mdb, backup_result *out, pgbr_error *err)
-{
-    for (size_t k = 0; r->kept && k < json_array_size(r->kept); k++)
-        if (!engine_resume_add_table(mdb, json_array_get(r->kept, k), out, err))
-            return false;
-    return true;
-}
 
 /* targets.resolved: the database, or a table backup's relations. */
 static bool add_resolved_targets(const db_run *r, manifest *m, pgbr_error *err)
@@ -859,137 +741,6 @@ static bool add_resolved_targets(const db_run *r, manifest *m, pgbr_error *err)
         if (!manifest_add_resolved_target(m, r->dbname, r->filter[i].schema, r->filter[i].name, err))
             return false;
     return true;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* r's checkpoint entry: the tables kept from an earlier run and those of
- * this run whose files are all durable (every table when complete). */
-static json_t *db_entry(const db_run *r, bool complete)
-{
-    json_t *tables = json_array();
-    for (size_t k = 0; r->kept && k < json_array_size(r->kept); k++)
-        json_array_append(tables, json_array_get(r->kept, k));
-    size_t k = 0;
-    for (size_t t = 0; t < r->ntables; t++) {
-        bool all = true;
-        for (; k < r->nchunks && r->chunks[k].table == t; k++)
-            all = all && r->chunks[k].done;
-        if (all || complete)
-            json_array_append_new(tables, engine_resume_table_json(&r->tables[t], r->chunks, r->nchunks, t,
-                                                                   strlen(r->prefix) + 1, r->cols, r->lsn));
-    }
-    const char *slot = db_slot(r), *pub = db_publication(r);
-    return json_pack("{s:s, s:o, s:o, s:s, s:b, s:o}", "name", r->dbname, "slot",
-                     slot ? json_string(slot) : json_null(), "publication", pub ? json_string(pub) : json_null(),
-                     "lsn", r->lsn ? r->lsn : "0/0", "complete", complete, "tables", tables);
-}
-
-static void cp_save(engine_cp *cp, bool force)
-{
-    if (!cp || !cp->req->save_checkpoint)
-        return;
-    int64_t now = mono_ms();
-    if (!force && now - cp->last_ms < 1000)
-        return;
-    cp->last_ms = now;
-    json_t *dbs = json_array();
-    for (size_t i = 0; i < json_array_size(cp->dbs); i++)
-        json_array_append(dbs, json_array_get(cp->dbs, i));
-    if (cp->cur)
-        json_array_append_new(dbs, db_entry(cp->cur, false));
-    json_t *root = json_pack("{s:s, s:o}", "prefix", cp->prefix, "dbs", dbs);
-    char *text = root ? json_dumps(root, JSON_COMPACT) : NULL;
-    if (text)
-        cp->req->save_checkpoint(cp->arg, text);
-    free(text);
-    json_decref(root);
-}
-
-/* engine_copy's file_done (under the copy mutex) */
-static void cp_file_done(void *arg)
-{
-    engine_cp *cp = arg;
-    cp->files_done++;
-    cp_save(cp, false);
-    if (cp->req->after_file && cp->cur)
-        cp->req->after_file(cp->req->after_snapshot_arg, cp->cur->dbname, cp->files_done, cp->cur->nwork);
-}
-
-/* A resumed database: keep the checkpoint's tables that still exist under
- * the new snapshot and are in the chain's publication (their changes since
- * come from the slot), take them out of what is copied, and read the rest.
- * A keyless table (not published) is read again. */
-static bool resume_keep(db_run *r, pgbr_error *err)
-{
-    const char *pub = db_publication(r);
-    json_t *tables = json_object_get(r->resume, "tables");
-    r->kept = json_array();
-    if (!r->kept)
-        return pgbr_error_set(err, "53200", "out of memory");
-    if (!pub || json_array_size(tables) == 0)
-        return true;
-    const char *params[1] = { pub };
-    PGresult *res = pgclient_query_params(
-        r->exporter,
-        "SELECT pr.prrelid::bigint FROM pg_catalog.pg_publication_rel pr "
-        "JOIN pg_catalog.pg_publication p ON p.oid = pr.prpubid WHERE p.pubname = $1",
-        1, params, err);
-    if (!res)
-        return false;
-    size_t w = 0;
-    for (size_t t = 0; t < r->ntables; t++) {
-        engine_table *et = &r->tables[t];
-        const json_t *found = NULL;
-        for (size_t k = 0; !found && k < json_array_size(tables); k++)
-            if ((uint32_t)json_integer_value(json_object_get(json_array_get(tables, k), "oid")) == et->oid)
-                found = json_array_get(tables, k);
-        bool published = false;
-        for (int i = 0; found && !published && i < PQntuples(res); i++)
-            published = (uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10) == et->oid;
-        if (found && published) {
-            json_array_append(r->kept, (json_t *)found);
-            free(et->schema);
-            free(et->name);
-            free(et->select_sql);
-        } else {
-            r->tables[w++] = *et;
-        }
-    }
-    r->ntables = w;
-    PQclear(res);
-    log_info("backup job %" PRId64 ": database \"%s\": %zu tables kept from the last run, %zu to read",
-             r->req->job_id, r->dbname, json_array_size(r->kept), r->ntables);
-    return true;
-}
-
-/* A resumed database's catch-up: the kept tables' changes from the points
- * they were read at up to this run's snapshot. */
-static bool resume_catchup(db_run *r, manifest_database *mdb, backup_result *out, pgbr_error *err)
-{
-    size_t n = json_array_size(r->kept);
-    engine_catchup_rel *rels = calloc(n ? n : 1, sizeof *rels);
-    if (!rels)
-        return pgbr_error_set(err, "53200", "out of memory");
-    for (size_t k = 0; k < n; k++) {
-        json_t *tj = json_array_get(r->kept, k);
-        rels[k].relid = (uint32_t)json_integer_value(json_object_get(tj, "oid"));
-        cdc_lsn_parse(json_string_value(json_object_get(tj, "lsn")), &rels[k].after_lsn);
-    }
-    uint64_t changes = 0;
-    bool ok = n == 0 || engine_capture_catchup(r->req, r->prefix, r->st, r->dbname, r->dbcomp, db_slot(r),
-                                               db_publication(r), r->lsn, rels, n, mdb, &changes, err);
-    free(rels);
-    for (size_t k = 0; ok && k < mdb->nchanges; k++) {
-        out->files++;
-        out->stored_bytes += mdb->changes[k]->stored_bytes;
-    }
-    return ok;
 }
 
 static bool backup_database(const backup_request *req, const char *prefix, storage *st,
@@ -1023,7 +774,7 @@ static bool backup_database(const backup_request *req, const char *prefix, stora
         goto done;
     }
     /* a resumed database's chain slot: dropped if this run fails for good */
-    if (resume && db_slot(&r) && created && !stream_list_add(created, r.dbname, db_slot(&r), db_publication(&r))) {
+    if (resume && engine_db_slot(&r) && created && !engine_stream_list_add(created, r.dbname, engine_db_slot(&r), engine_db_publication(&r))) {
         pgbr_error_set(err, "53200", "out of memory");
         goto done;
     }
@@ -1031,7 +782,7 @@ static bool backup_database(const backup_request *req, const char *prefix, stora
         goto done;
     if (!(r.cols = pgclient_query(r.exporter, columns_sql, err)))
         goto done;
-    if (resume && db_slot(&r) && !resume_keep(&r, err))
+    if (resume && engine_db_slot(&r) && !engine_resume_keep(&r, err))
         goto done;
     if (!plan_chunks(&r, err))
         goto done;
@@ -1068,7 +819,7 @@ static bool backup_database(const backup_request *req, const char *prefix, stora
     if (r.cp) {
         r.cp->cur = &r;
         r.cp->files_done = 0;
-        cp.file_done = cp_file_done;
+        cp.file_done = engine_cp_file_done;
         cp.file_done_arg = r.cp;
     }
     pthread_mutex_init(&cp.mutex, NULL);
@@ -1116,12 +867,12 @@ static bool backup_database(const backup_request *req, const char *prefix, stora
     manifest_database *mdb = manifest_add_database(m, r.dbname, err);
     ok = mdb && manifest_set_string(&mdb->schema_file, schema_rel, err) &&
          manifest_set_string(&mdb->schema_sha256, schema_sha, err) &&
-         add_tables(&r, mdb, out, err) && add_kept_tables(&r, mdb, out, err) &&
-         (!resume || !db_slot(&r) || resume_catchup(&r, mdb, out, err)) && add_database_properties(&r, mdb, err) &&
+         add_tables(&r, mdb, out, err) && engine_add_kept_tables(&r, mdb, out, err) &&
+         (!resume || !engine_db_slot(&r) || engine_resume_catchup(&r, mdb, out, err)) && add_database_properties(&r, mdb, err) &&
          add_sequences(&r, mdb, err) && add_resolved_targets(&r, m, err) &&
          manifest_set_string(&m->end_lsn, r.lsn, err) && manifest_set_string(&mdb->end_lsn, r.lsn, err) &&
-         (r.layer || !db_slot(&r) || (manifest_set_string(&mdb->slot_name, db_slot(&r), err) &&
-                                      manifest_set_string(&mdb->publication, db_publication(&r), err))) &&
+         (r.layer || !engine_db_slot(&r) || (manifest_set_string(&mdb->slot_name, engine_db_slot(&r), err) &&
+                                      manifest_set_string(&mdb->publication, engine_db_publication(&r), err))) &&
          manifest_set_string(&m->server_version, r.server_version, err);
     free(schema_rel);
     m->server_version_num = r.server_num;
@@ -1142,12 +893,12 @@ done:
     pgbr_error_clear(&cp.error);
     if (r.cp) {
         if (ok) {
-            json_array_append_new(r.cp->dbs, db_entry(&r, true));
+            json_array_append_new(r.cp->dbs, engine_db_entry(&r, true));
             r.cp->cur = NULL;
-            cp_save(r.cp, true);
+            engine_cp_save(r.cp, true);
         } else if (req->keep_partial && req->keep_partial(arg, err)) {
-            cp_save(r.cp, true);    /* what this run got done, for the next */
-            json_t *e = db_entry(&r, false);
+            engine_cp_save(r.cp, true);    /* what this run got done, for the next */
+            json_t *e = engine_db_entry(&r, false);
             log_info("backup job %" PRId64 ": database \"%s\": %zu tables are kept for the next run", req->job_id,
                      r.dbname, json_array_size(json_object_get(e, "tables")));
             json_decref(e);
@@ -1312,7 +1063,7 @@ bool backup_run(const backup_request *req, backup_progress_fn progress, void *ar
         if (!engine_resume_clean(st, prefix, resume, err))
             goto done;
     }
-    cp_save(&cpt, true);
+    engine_cp_save(&cpt, true);
     m = manifest_new(err);
     if (!m)
         goto done;
@@ -1368,11 +1119,11 @@ done:
         /* a pause or a retry: the next run continues from the checkpoint */
         log_info("backup job %" PRId64 ": stopped; %s%s is kept for the next run", req->job_id,
                  storage_display_url(st), out->subdir);
-        stream_list_drop(&created, NULL);
+        engine_stream_list_drop(&created, NULL);
         locked = false;
     }
     /* a failed backup drops the slots and publications it created */
-    stream_list_drop(&created, ok ? NULL : req->conninfo);
+    engine_stream_list_drop(&created, ok ? NULL : req->conninfo);
     json_decref(resume);
     json_decref(cpt.dbs);
     if (!ok && locked) {

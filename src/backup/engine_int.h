@@ -166,18 +166,102 @@ void engine_copy_abort(engine_copy *cp);
 /* Report progress under the mutex; false when the callback asked to cancel. */
 bool engine_copy_report(engine_copy *cp, uint64_t add_estimate, const char *status);
 
-/* ---- checkpoints (engine_resume.c) ---- */
+/* ---- one database's run (engine.c, engine_resume.c) ---- */
 
 typedef struct json_t json_t;
-/* The checkpoint entry of table (its index) of a database: its files
- * (paths relative to the backup's directory: prefix_len strips the
- * prefix), columns (cols: attrelid, name, type rows) and the point lsn
- * its rows were read at. */
-json_t *engine_resume_table_json(const engine_table *t, const engine_chunk *chunks, size_t nchunks, size_t table,
-                                 size_t prefix_len, PGresult *cols, const char *lsn);
-/* Add a checkpoint table entry to mdb as the manifest's table (and its
- * counts to out). */
-bool engine_resume_add_table(manifest_database *mdb, const json_t *tj, backup_result *out, pgbr_error *err);
+
+/* The slots and publications this backup created, dropped again when it
+ * fails. */
+typedef struct stream_list {
+    char **db, **slot, **pub;
+    size_t n;
+} stream_list;
+/* Record one database's created slot and publication (either may be
+ * NULL); false when out of memory. */
+bool engine_stream_list_add(stream_list *l, const char *db, const char *slot, const char *pub);
+/* Drop them all (engine_stream_drop) and forget them; conninfo NULL: only
+ * forget them (the backup succeeded). */
+void engine_stream_list_drop(stream_list *l, const char *conninfo);
+
+/* Everything one database's backup holds while it runs (engine.c; its
+ * checkpoint part in engine_resume.c). */
+typedef struct db_run {
+    const backup_request *req;
+    const char *dbname;
+    char *dbcomp;               /* dbname as a path component */
+    const char *prefix;         /* the backup dir relative to the collection */
+    storage *st;
+    PGconn *exporter;
+    PGconn **conns;
+    int nconns;
+    char *snapshot;
+    char *lsn;
+    int server_num;
+    char *server_version;
+    engine_table *tables;
+    size_t ntables;
+    engine_chunk *chunks;
+    size_t nchunks;
+    size_t *order;
+    size_t nwork;                   /* entries of order: files to write */
+    /* a table backup: the relations of this database it holds */
+    bool filtered;                  /* false: the whole database */
+    const backup_relation *filter;
+    size_t nfilter;
+    uint32_t *sel_oid;              /* filter[i]'s oid and relkind under the snapshot */
+    char *sel_kind;
+    char *oids_table;               /* "0, <oid>, ...": c.oid IN (...) per kind */
+    char *oids_sequence;
+    char *oids_matview;
+    size_t dbi;                     /* index in req->databases */
+    stream_list *created;           /* backup_run's list of slots to drop on failure */
+    engine_layer_db *layer;         /* an incremental layer's database (incremental.c), else NULL */
+    engine_stream stream;           /* the chain's slot, when this full backup created one */
+    bool have_stream;
+    struct engine_cp *cp;           /* the backup's checkpoint (full backups) */
+    /* a resumed database: the checkpoint's entry (its chain slot,
+     * publication and the tables read before), the tables kept from it */
+    const json_t *resume;
+    json_t *kept;                   /* array of table entries */
+    PGresult *cols;                 /* the tables' columns under the snapshot */
+} db_run;
+
+/* The checkpoint of a full backup while it runs (engine_resume.c gives the
+ * format): the entries of the databases done, and the one being copied. */
+typedef struct engine_cp {
+    const backup_request *req;
+    void *arg;
+    const char *prefix;
+    json_t *dbs;
+    db_run *cur;                    /* under the copy mutex while copying */
+    int64_t last_ms;
+    size_t files_done;              /* of cur, under the copy mutex */
+} engine_cp;
+
+/* The chain slot and publication of r's database: the checkpoint's when
+ * resumed, else the ones this run created (NULL: none). */
+const char *engine_db_slot(const db_run *r);
+const char *engine_db_publication(const db_run *r);
+/* r's checkpoint entry: the tables kept from an earlier run and those of
+ * this run whose files are all durable (every table when complete). */
+json_t *engine_db_entry(const db_run *r, bool complete);
+/* Hand the checkpoint to req->save_checkpoint (force: now; else at most
+ * once a second). */
+void engine_cp_save(engine_cp *cp, bool force);
+/* engine_copy's file_done (arg: the engine_cp; under the copy mutex). */
+void engine_cp_file_done(void *arg);
+/* A resumed database: keep the checkpoint's tables that still exist under
+ * the new snapshot and are in the chain's publication, and take them out
+ * of what is copied. */
+bool engine_resume_keep(db_run *r, pgbr_error *err);
+/* The kept tables' changes from the points they were read at up to this
+ * run's snapshot, into mdb. */
+bool engine_resume_catchup(db_run *r, manifest_database *mdb, backup_result *out, pgbr_error *err);
+/* The kept tables, with their files, into mdb. */
+bool engine_add_kept_tables(db_run *r, manifest_database *mdb, backup_result *out, pgbr_error *err);
+
+/* ---- checkpoints (engine_resume.c) ---- */
+
 /* Remove the files under prefix that the checkpoint does not keep (the
  * lock file stays). */
 bool engine_resume_clean(storage *st, const char *prefix, const json_t *cp, pgbr_error *err);

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "engine_int.h"
+#include "pgbr/cdc.h"
 #include "pgbr/log.h"
 #include "pgbr/manifest.h"
 
@@ -37,7 +38,7 @@ static json_t *columns_json(PGresult *cols, uint32_t oid)
     return a;
 }
 
-json_t *engine_resume_table_json(const engine_table *t, const engine_chunk *chunks, size_t nchunks, size_t table,
+static json_t *table_json(const engine_table *t, const engine_chunk *chunks, size_t nchunks, size_t table,
                                  size_t prefix_len, PGresult *cols, const char *lsn)
 {
     json_t *files = json_array();
@@ -55,7 +56,7 @@ json_t *engine_resume_table_json(const engine_table *t, const engine_chunk *chun
                      "files", files, "lsn", lsn);
 }
 
-bool engine_resume_add_table(manifest_database *mdb, const json_t *tj, backup_result *out, pgbr_error *err)
+static bool add_table(manifest_database *mdb, const json_t *tj, backup_result *out, pgbr_error *err)
 {
     const char *schema = json_string_value(json_object_get(tj, "schema"));
     const char *name = json_string_value(json_object_get(tj, "name"));
@@ -159,4 +160,162 @@ const json_t *engine_resume_db(const json_t *cp, const char *name)
             return json_array_get(dbs, i);
     }
     return NULL;
+}
+
+/* ---- a database's part (engine.c drives it) ---- */
+
+/* The chain slot and publication of r's database: the checkpoint's when
+ * resumed, else the ones this run created (NULL: none). */
+const char *engine_db_slot(const db_run *r)
+{
+    if (r->resume)
+        return json_string_value(json_object_get(r->resume, "slot"));
+    return r->have_stream && !r->layer ? r->stream.slot : NULL;
+}
+
+const char *engine_db_publication(const db_run *r)
+{
+    if (r->resume)
+        return json_string_value(json_object_get(r->resume, "publication"));
+    return r->have_stream && !r->layer ? r->stream.publication : NULL;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* r's checkpoint entry: the tables kept from an earlier run and those of
+ * this run whose files are all durable (every table when complete). */
+json_t *engine_db_entry(const db_run *r, bool complete)
+{
+    json_t *tables = json_array();
+    for (size_t k = 0; r->kept && k < json_array_size(r->kept); k++)
+        json_array_append(tables, json_array_get(r->kept, k));
+    size_t k = 0;
+    for (size_t t = 0; t < r->ntables; t++) {
+        bool all = true;
+        for (; k < r->nchunks && r->chunks[k].table == t; k++)
+            all = all && r->chunks[k].done;
+        if (all || complete)
+            json_array_append_new(tables, table_json(&r->tables[t], r->chunks, r->nchunks, t,
+                                                                   strlen(r->prefix) + 1, r->cols, r->lsn));
+    }
+    const char *slot = engine_db_slot(r), *pub = engine_db_publication(r);
+    return json_pack("{s:s, s:o, s:o, s:s, s:b, s:o}", "name", r->dbname, "slot",
+                     slot ? json_string(slot) : json_null(), "publication", pub ? json_string(pub) : json_null(),
+                     "lsn", r->lsn ? r->lsn : "0/0", "complete", complete, "tables", tables);
+}
+
+void engine_cp_save(engine_cp *cp, bool force)
+{
+    if (!cp || !cp->req->save_checkpoint)
+        return;
+    int64_t now = mono_ms();
+    if (!force && now - cp->last_ms < 1000)
+        return;
+    cp->last_ms = now;
+    json_t *dbs = json_array();
+    for (size_t i = 0; i < json_array_size(cp->dbs); i++)
+        json_array_append(dbs, json_array_get(cp->dbs, i));
+    if (cp->cur)
+        json_array_append_new(dbs, engine_db_entry(cp->cur, false));
+    json_t *root = json_pack("{s:s, s:o}", "prefix", cp->prefix, "dbs", dbs);
+    char *text = root ? json_dumps(root, JSON_COMPACT) : NULL;
+    if (text)
+        cp->req->save_checkpoint(cp->arg, text);
+    free(text);
+    json_decref(root);
+}
+
+/* engine_copy's file_done (under the copy mutex) */
+void engine_cp_file_done(void *arg)
+{
+    engine_cp *cp = arg;
+    cp->files_done++;
+    engine_cp_save(cp, false);
+    if (cp->req->after_file && cp->cur)
+        cp->req->after_file(cp->req->after_snapshot_arg, cp->cur->dbname, cp->files_done, cp->cur->nwork);
+}
+
+/* A resumed database: keep the checkpoint's tables that still exist under
+ * the new snapshot and are in the chain's publication (their changes since
+ * come from the slot), take them out of what is copied, and read the rest.
+ * A keyless table (not published) is read again. */
+bool engine_resume_keep(db_run *r, pgbr_error *err)
+{
+    const char *pub = engine_db_publication(r);
+    json_t *tables = json_object_get(r->resume, "tables");
+    r->kept = json_array();
+    if (!r->kept)
+        return pgbr_error_set(err, "53200", "out of memory");
+    if (!pub || json_array_size(tables) == 0)
+        return true;
+    const char *params[1] = { pub };
+    PGresult *res = pgclient_query_params(
+        r->exporter,
+        "SELECT pr.prrelid::bigint FROM pg_catalog.pg_publication_rel pr "
+        "JOIN pg_catalog.pg_publication p ON p.oid = pr.prpubid WHERE p.pubname = $1",
+        1, params, err);
+    if (!res)
+        return false;
+    size_t w = 0;
+    for (size_t t = 0; t < r->ntables; t++) {
+        engine_table *et = &r->tables[t];
+        const json_t *found = NULL;
+        for (size_t k = 0; !found && k < json_array_size(tables); k++)
+            if ((uint32_t)json_integer_value(json_object_get(json_array_get(tables, k), "oid")) == et->oid)
+                found = json_array_get(tables, k);
+        bool published = false;
+        for (int i = 0; found && !published && i < PQntuples(res); i++)
+            published = (uint32_t)strtoul(PQgetvalue(res, i, 0), NULL, 10) == et->oid;
+        if (found && published) {
+            json_array_append(r->kept, (json_t *)found);
+            free(et->schema);
+            free(et->name);
+            free(et->select_sql);
+        } else {
+            r->tables[w++] = *et;
+        }
+    }
+    r->ntables = w;
+    PQclear(res);
+    log_info("backup job %" PRId64 ": database \"%s\": %zu tables kept from the last run, %zu to read",
+             r->req->job_id, r->dbname, json_array_size(r->kept), r->ntables);
+    return true;
+}
+
+/* A resumed database's catch-up: the kept tables' changes from the points
+ * they were read at up to this run's snapshot. */
+bool engine_resume_catchup(db_run *r, manifest_database *mdb, backup_result *out, pgbr_error *err)
+{
+    size_t n = json_array_size(r->kept);
+    engine_catchup_rel *rels = calloc(n ? n : 1, sizeof *rels);
+    if (!rels)
+        return pgbr_error_set(err, "53200", "out of memory");
+    for (size_t k = 0; k < n; k++) {
+        json_t *tj = json_array_get(r->kept, k);
+        rels[k].relid = (uint32_t)json_integer_value(json_object_get(tj, "oid"));
+        cdc_lsn_parse(json_string_value(json_object_get(tj, "lsn")), &rels[k].after_lsn);
+    }
+    uint64_t changes = 0;
+    bool ok = n == 0 || engine_capture_catchup(r->req, r->prefix, r->st, r->dbname, r->dbcomp, engine_db_slot(r),
+                                               engine_db_publication(r), r->lsn, rels, n, mdb, &changes, err);
+    free(rels);
+    for (size_t k = 0; ok && k < mdb->nchanges; k++) {
+        out->files++;
+        out->stored_bytes += mdb->changes[k]->stored_bytes;
+    }
+    return ok;
+}
+
+/* A resumed database: the tables an earlier run read, with their files. */
+bool engine_add_kept_tables(db_run *r, manifest_database *mdb, backup_result *out, pgbr_error *err)
+{
+    for (size_t k = 0; r->kept && k < json_array_size(r->kept); k++)
+        if (!add_table(mdb, json_array_get(r->kept, k), out, err))
+            return false;
+    return true;
 }

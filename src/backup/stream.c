@@ -241,3 +241,38 @@ void engine_stream_drop(const char *conninfo, const char *dbname, const char *sl
     }
     PQfinish(conn);
 }
+
+bool engine_stream_list_add(stream_list *l, const char *db, const char *slot, const char *pub)
+{
+    char **d = realloc(l->db, (l->n + 1) * sizeof *d);
+    if (d)
+        l->db = d;
+    char **s2 = d ? realloc(l->slot, (l->n + 1) * sizeof *s2) : NULL;
+    if (s2)
+        l->slot = s2;
+    char **p = s2 ? realloc(l->pub, (l->n + 1) * sizeof *p) : NULL;
+    if (p)
+        l->pub = p;
+    if (!p)
+        return false;
+    l->db[l->n] = strdup(db);
+    l->slot[l->n] = slot ? strdup(slot) : NULL;
+    l->pub[l->n] = pub ? strdup(pub) : NULL;
+    l->n++;
+    return l->db[l->n - 1] != NULL;
+}
+
+void engine_stream_list_drop(stream_list *l, const char *conninfo)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        if (conninfo && l->db[i])
+            engine_stream_drop(conninfo, l->db[i], l->slot[i], l->pub[i]);
+        free(l->db[i]);
+        free(l->slot[i]);
+        free(l->pub[i]);
+    }
+    free(l->db);
+    free(l->slot);
+    free(l->pub);
+    memset(l, 0, sizeof *l);
+}
