@@ -634,11 +634,10 @@ static bool add_database_properties(db_run *r, manifest_database *mdb, pgbr_erro
 }
 
 /* The columns of relation oid (cols: columns_sql's rows, ordered by oid). */
-static bool add_columns(manifest_table *mt, PGresult *cols, uint32_t oid, pgbr_error *err)
+int engine_first_column(PGresult *cols, uint32_t oid)
 {
-    int ncols = PQntuples(cols), lo = 0, hi = ncols;
-    bool ok = true;
-    /* the columns are ordered by oid: find the first of ours */
+    int lo = 0, hi = PQntuples(cols);
+    /* the columns are ordered by oid */
     while (lo < hi) {
         int mid = lo + (hi - lo) / 2;
         if ((uint32_t)strtoul(PQgetvalue(cols, mid, 0), NULL, 10) < oid)
@@ -646,7 +645,14 @@ static bool add_columns(manifest_table *mt, PGresult *cols, uint32_t oid, pgbr_e
         else
             hi = mid;
     }
-    for (int ci = lo; ok && ci < ncols; ci++) {
+    return lo;
+}
+
+static bool add_columns(manifest_table *mt, PGresult *cols, uint32_t oid, pgbr_error *err)
+{
+    int ncols = PQntuples(cols);
+    bool ok = true;
+    for (int ci = engine_first_column(cols, oid); ok && ci < ncols; ci++) {
         if ((uint32_t)strtoul(PQgetvalue(cols, ci, 0), NULL, 10) != oid)
             break;
         ok = manifest_table_add_column(mt, PQgetvalue(cols, ci, 1), PQgetvalue(cols, ci, 2), err);

@@ -238,6 +238,9 @@ typedef struct engine_cp {
     size_t files_done;              /* of cur, under the copy mutex */
 } engine_cp;
 
+/* The first row of cols (attrelid, name, type rows ordered by attrelid)
+ * for table oid: where its columns start (a binary search). */
+int engine_first_column(PGresult *cols, uint32_t oid);
 /* The chain slot and publication of r's database: the checkpoint's when
  * resumed, else the ones this run created (NULL: none). */
 const char *engine_db_slot(const db_run *r);

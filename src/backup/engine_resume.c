@@ -32,20 +32,20 @@
 static json_t *columns_json(PGresult *cols, uint32_t oid)
 {
     json_t *a = json_array();
-    for (int i = 0; a && cols && i < PQntuples(cols); i++)
-        if ((uint32_t)strtoul(PQgetvalue(cols, i, 0), NULL, 10) == oid)
-            json_array_append_new(a, json_pack("[s, s]", PQgetvalue(cols, i, 1), PQgetvalue(cols, i, 2)));
+    for (int i = cols ? engine_first_column(cols, oid) : 0;
+         a && cols && i < PQntuples(cols) && (uint32_t)strtoul(PQgetvalue(cols, i, 0), NULL, 10) == oid; i++)
+        json_array_append_new(a, json_pack("[s, s]", PQgetvalue(cols, i, 1), PQgetvalue(cols, i, 2)));
     return a;
 }
 
-static json_t *table_json(const engine_table *t, const engine_chunk *chunks, size_t nchunks, size_t table,
-                                 size_t prefix_len, PGresult *cols, const char *lsn)
+/* A table's checkpoint entry: its chunks (nchunks of them), with paths
+ * relative to the backup's directory (prefix_len strips the prefix). */
+static json_t *table_json(const engine_table *t, const engine_chunk *chunks, size_t nchunks, size_t prefix_len,
+                          PGresult *cols, const char *lsn)
 {
     json_t *files = json_array();
     for (size_t k = 0; files && k < nchunks; k++) {
         const engine_chunk *c = &chunks[k];
-        if (c->table != table)
-            continue;
         json_array_append_new(files, json_pack("{s:s, s:I, s:I, s:I, s:I, s:s}", "path", c->path + prefix_len,
                                                "offset", (json_int_t)c->offset, "stored", (json_int_t)c->stored_bytes,
                                                "raw", (json_int_t)c->raw_bytes, "rows", (json_int_t)c->rows,
@@ -194,14 +194,16 @@ json_t *engine_db_entry(const db_run *r, bool complete)
     json_t *tables = json_array();
     for (size_t k = 0; r->kept && k < json_array_size(r->kept); k++)
         json_array_append(tables, json_array_get(r->kept, k));
+    /* the chunks are in table order: each table's are one run */
     size_t k = 0;
     for (size_t t = 0; t < r->ntables; t++) {
+        size_t first = k;
         bool all = true;
         for (; k < r->nchunks && r->chunks[k].table == t; k++)
             all = all && r->chunks[k].done;
         if (all || complete)
-            json_array_append_new(tables, table_json(&r->tables[t], r->chunks, r->nchunks, t,
-                                                                   strlen(r->prefix) + 1, r->cols, r->lsn));
+            json_array_append_new(tables, table_json(&r->tables[t], r->chunks + first, k - first,
+                                                     strlen(r->prefix) + 1, r->cols, r->lsn));
     }
     const char *slot = engine_db_slot(r), *pub = engine_db_publication(r);
     return json_pack("{s:s, s:o, s:o, s:s, s:b, s:o}", "name", r->dbname, "slot",

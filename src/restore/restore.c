@@ -693,6 +693,8 @@ bool restore_load_database(restore_plan *p, const manifest_database *db, const c
             rf->prefix = prefix;
             rf->st = st;
             rf->ncolumns = src->ncolumns;
+            rf->dbi = dbi;
+            rf->table_index = t;
             rf->copy_sql = copy_statement(p->admin, mt, src, &rf->keep);
             if (!rf->copy_sql) {
                 oom(err);

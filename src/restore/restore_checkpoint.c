@@ -29,14 +29,6 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-size_t restore_table_index(const manifest_database *db, const manifest_table *t)
-{
-    for (size_t k = 0; k < db->ntables; k++)
-        if (db->tables[k] == t)
-            return k;
-    return (size_t)-1;
-}
-
 void restore_checkpoint_free(restore_plan *p)
 {
     for (size_t i = 0; p->loaded && i < p->n; i++) {
@@ -153,14 +145,11 @@ void restore_checkpoint_save(restore_plan *p, bool force)
 void restore_checkpoint_file_done(void *arg, const restore_file *rf)
 {
     restore_plan *p = arg;
-    for (size_t i = 0; p->files_left && i < p->n; i++) {
-        size_t k = restore_table_index(p->dbs[i], rf->table);
-        if (k == (size_t)-1)
-            continue;
-        if (p->files_left[i][k] > 0 && --p->files_left[i][k] == 0) {
-            p->loaded[i][k] = true;
-            restore_checkpoint_save(p, false);
-        }
+    if (!p->files_left || rf->dbi >= p->n || rf->table_index >= p->dbs[rf->dbi]->ntables)
         return;
+    size_t *left = &p->files_left[rf->dbi][rf->table_index];
+    if (*left > 0 && --*left == 0) {
+        p->loaded[rf->dbi][rf->table_index] = true;
+        restore_checkpoint_save(p, false);
     }
 }

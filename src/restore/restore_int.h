@@ -28,6 +28,9 @@ typedef struct restore_file {
      * file was written is left out of each row) */
     bool *keep;
     size_t ncolumns;
+    /* a database restore's checkpoint: the plan's database and the index
+     * of table among its tables */
+    size_t dbi, table_index;
 } restore_file;
 
 /* The load of one database, shared by its load threads (fields marked
@@ -122,11 +125,9 @@ void restore_checkpoint_free(restore_plan *p);
 /* Hand the plan's progress to req->save_checkpoint (force: now; else at
  * most once a second). */
 void restore_checkpoint_save(restore_plan *p, bool force);
-/* A restore_load file_done callback (arg: the plan's database index is in
- * the file's table; the plan is arg). */
+/* A restore_load file_done callback (arg: the plan; rf's dbi and
+ * table_index say which table). */
 void restore_checkpoint_file_done(void *arg, const restore_file *rf);
-/* The index of t among db's tables, or (size_t)-1. */
-size_t restore_table_index(const manifest_database *db, const manifest_table *t);
 
 /* ---- chains (restore_chain.c) ---- */
 
