@@ -33,6 +33,7 @@
 #include "pgbr/catalog.h"
 #include "pgbr/exec.h"
 #include "pgbr/log.h"
+#include "pgbr/pgclient.h"
 
 #define NODE_TICK_MS 1000
 #define NODE_RETENTION_EVERY_S 3600
@@ -126,72 +127,85 @@ void exec_node_unregister(exec_job *job)
     pthread_mutex_unlock(&node.mu);
 }
 
-/* "{1,2,3}": the ids of the jobs running here (mu held). */
-static char *local_ids(void)
+/* "{1,2,3}": the ids of the jobs running here (mu held); *ids gets them
+ * as numbers (both malloc'd). */
+static char *local_ids(int64_t **ids)
 {
     size_t cap = 3 + node.njobs * 21;
     char *s = malloc(cap), *p = s;
-    if (!s)
+    *ids = malloc((node.njobs ? node.njobs : 1) * sizeof **ids);
+    if (!s || !*ids) {
+        free(s);
+        free(*ids);
+        *ids = NULL;
         return NULL;
+    }
     *p++ = '{';
-    for (size_t i = 0; i < node.njobs; i++)
+    for (size_t i = 0; i < node.njobs; i++) {
+        (*ids)[i] = node.jobs[i]->id;
         p += snprintf(p, cap - (size_t)(p - s), "%s%" PRId64, i ? "," : "", node.jobs[i]->id);
+    }
     *p++ = '}';
     *p = '\0';
     return s;
 }
 
+/* What job's row says, seen by the heartbeat: pause and cancel requests. */
+static void pass_on(exec_job *job, const char *status)
+{
+    if (strcmp(status, "pause-requested") == 0 && !job->pause_requested) {
+        log_info("job %" PRId64 ": pause requested", job->id);
+        job->pause_requested = true;
+    } else if (strcmp(status, "cancel-requested") == 0 && !job->cancel_requested) {
+        log_info("job %" PRId64 ": cancel requested", job->id);
+        job->cancel_requested = true;
+    } else if (strcmp(status, "running") == 0 && job->pause_requested && !job->cancel_requested) {
+        /* RESUME before the pause took effect */
+        job->pause_requested = false;
+    }
+}
+
 /* Renew the leases of the jobs running here; pass on pause and cancel
- * requests. */
+ * requests; a job whose row this node no longer holds is lost. */
 static void heartbeat(PGconn *conn)
 {
     char node_id[16], lease[16];
+    int64_t *asked = NULL;
+    size_t nasked;
     pthread_mutex_lock(&node.mu);
-    char *ids = node.njobs ? local_ids() : NULL;
+    nasked = node.njobs;
+    char *ids = nasked ? local_ids(&asked) : NULL;
     pthread_mutex_unlock(&node.mu);
     if (!ids)
         return;
     snprintf(node_id, sizeof node_id, "%d", node.cfg.node_id);
     snprintf(lease, sizeof lease, "%d", node.lease_seconds);
     const char *params[3] = { ids, node_id, lease };
-    PGresult *res = PQexecParams(conn,
-                                 "UPDATE pgbr.jobs SET lease_expires = now() + make_interval(secs => $3::int) "
-                                 "WHERE id = ANY($1::int8[]) AND coordinator_id = $2::int8 "
-                                 "RETURNING id, status",
-                                 3, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        log_warning("could not renew the leases of this node's jobs: %s", PQerrorMessage(conn));
-        PQclear(res);
-        free(ids);
+    pgbr_error err = PGBR_ERROR_INIT;
+    PGresult *res = pgclient_query_params(conn,
+                                          "UPDATE pgbr.jobs SET lease_expires = now() + make_interval(secs => $3::int) "
+                                          "WHERE id = ANY($1::int8[]) AND coordinator_id = $2::int8 "
+                                          "RETURNING id, status",
+                                          3, params, &err);
+    free(ids);
+    if (!res) {
+        log_warning("could not renew the leases of this node's jobs: %s", err.message);
+        pgbr_error_clear(&err);
+        free(asked);
         return;
     }
     pthread_mutex_lock(&node.mu);
     for (size_t i = 0; i < node.njobs; i++) {
         exec_job *job = node.jobs[i];
-        bool held = false;
+        bool listed = false, held = false;
         /* only jobs that were running when the ids were taken */
-        char key[24];
-        snprintf(key, sizeof key, "%" PRId64, job->id);
-        /* ids is "{a,b}": look for "a," or "a}" after "{" or "," */
-        bool listed = false;
-        for (const char *p = strstr(ids, key); p && !listed; p = strstr(p + 1, key))
-            listed = (p[-1] == '{' || p[-1] == ',') && (p[strlen(key)] == ',' || p[strlen(key)] == '}');
-        for (int r = 0; r < PQntuples(res); r++) {
-            if (strcmp(PQgetvalue(res, r, 0), key) != 0)
-                continue;
-            held = true;
-            const char *status = PQgetvalue(res, r, 1);
-            if (strcmp(status, "pause-requested") == 0 && !job->pause_requested) {
-                log_info("job %" PRId64 ": pause requested", job->id);
-                job->pause_requested = true;
-            } else if (strcmp(status, "cancel-requested") == 0 && !job->cancel_requested) {
-                log_info("job %" PRId64 ": cancel requested", job->id);
-                job->cancel_requested = true;
-            } else if (strcmp(status, "running") == 0 && job->pause_requested && !job->cancel_requested) {
-                /* RESUME before the pause took effect */
-                job->pause_requested = false;
+        for (size_t k = 0; k < nasked && !listed; k++)
+            listed = asked[k] == job->id;
+        for (int r = 0; listed && !held && r < PQntuples(res); r++)
+            if (strtoll(PQgetvalue(res, r, 0), NULL, 10) == job->id) {
+                held = true;
+                pass_on(job, PQgetvalue(res, r, 1));
             }
-        }
         if (listed && !held && !job->lost) {
             log_warning("job %" PRId64 ": this node no longer holds its lease", job->id);
             job->lost = true;
@@ -199,7 +213,7 @@ static void heartbeat(PGconn *conn)
     }
     pthread_mutex_unlock(&node.mu);
     PQclear(res);
-    free(ids);
+    free(asked);
 }
 
 static const exec_job_ops *ops_for(const char *type)
@@ -300,10 +314,12 @@ static void claim(PGconn *conn, bool first_round)
     snprintf(node_id, sizeof node_id, "%d", node.cfg.node_id);
     snprintf(lease, sizeof lease, "%d", node.lease_seconds);
     for (int n = 0; n < 16; n++) {
+        int64_t *unused = NULL;
         pthread_mutex_lock(&node.mu);
-        char *ids = local_ids();
+        char *ids = local_ids(&unused);
         bool stop = node.stop;
         pthread_mutex_unlock(&node.mu);
+        free(unused);
         if (!ids || stop) {
             free(ids);
             return;
